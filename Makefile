@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`.
+export UV_PYTHON_DOWNLOADS := never
+UV ?= python3 -m uv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+run: install
+	$(UV) run --frozen ehass db upgrade
+	$(UV) run --frozen ehass seed-demo
+	@echo "EHASS on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	$(UV) run --frozen ehass serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(UV) run --frozen ruff check src tests
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: install
+	$(UV) run --frozen ruff check src tests
+	$(UV) run --frozen ruff format --check src tests
+
+format: install
+	$(UV) run --frozen ruff format src tests
+	$(UV) run --frozen ruff check --fix src tests

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.appointments.models import Appointment, IdempotencyRecord, Status
+from ehass.users.models import Patient, User
+
+
+async def get(
+    session: AsyncSession, appointment_id: int, *, for_update: bool = False
+) -> Appointment | None:
+    query = select(Appointment).where(Appointment.id == appointment_id)
+    if for_update:
+        # populate_existing: a locked read must not be answered from the identity map.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_active_patient(
+    session: AsyncSession, patient_id: int, *, for_update: bool = False
+) -> Patient | None:
+    query = (
+        select(Patient)
+        .join(User, Patient.user_id == User.id)
+        .where(Patient.id == patient_id, User.is_active.is_(True))
+    )
+    if for_update:
+        query = query.with_for_update(of=Patient)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def has_overlap(
+    session: AsyncSession,
+    *,
+    start: datetime,
+    end: datetime,
+    doctor_id: int | None = None,
+    patient_id: int | None = None,
+    excluding: int | None = None,
+) -> bool:
+    conditions = [
+        Appointment.status == Status.SCHEDULED,
+        Appointment.scheduled_at < end,
+        Appointment.ends_at > start,
+    ]
+    if doctor_id is not None:
+        conditions.append(Appointment.doctor_id == doctor_id)
+    if patient_id is not None:
+        conditions.append(Appointment.patient_id == patient_id)
+    if excluding is not None:
+        conditions.append(Appointment.id != excluding)
+    return bool(await session.scalar(select(exists().where(*conditions))))
+
+
+async def list_appointments(
+    session: AsyncSession,
+    *,
+    doctor_id: int | None,
+    patient_id: int | None,
+    status: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[Appointment]:
+    query = select(Appointment)
+    if doctor_id is not None:
+        query = query.where(Appointment.doctor_id == doctor_id)
+    if patient_id is not None:
+        query = query.where(Appointment.patient_id == patient_id)
+    if status is not None:
+        query = query.where(Appointment.status == status)
+    if start is not None:
+        query = query.where(Appointment.scheduled_at >= start)
+    if end is not None:
+        query = query.where(Appointment.scheduled_at < end)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                Appointment.scheduled_at > at,
+                (Appointment.scheduled_at == at) & (Appointment.id > last_id),
+            )
+        )
+    query = query.order_by(Appointment.scheduled_at, Appointment.id).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def cancel_future(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    patient_id: int | None,
+    doctor_id: int | None,
+) -> None:
+    owners = []
+    if patient_id is not None:
+        owners.append(Appointment.patient_id == patient_id)
+    if doctor_id is not None:
+        owners.append(Appointment.doctor_id == doctor_id)
+    if not owners:
+        return
+    await session.execute(
+        update(Appointment)
+        .where(Appointment.status == Status.SCHEDULED, Appointment.scheduled_at > now, or_(*owners))
+        .values(status=Status.CANCELLED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def find_idempotency(
+    session: AsyncSession, *, user_id: int, key: str
+) -> IdempotencyRecord | None:
+    query = select(IdempotencyRecord).where(
+        IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+    )
+    return (await session.execute(query)).scalar_one_or_none()

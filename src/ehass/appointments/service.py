@@ -1,0 +1,378 @@
+"""Booking, moving, cancelling and listing appointments."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.appointments import repository, rules
+from ehass.appointments.models import Appointment, IdempotencyRecord, Status
+from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
+from ehass.availability.service import slot_for
+from ehass.core.pagination import Page, decode_cursor, encode_cursor
+from ehass.core.principal import Principal, Role
+from ehass.doctors.models import Doctor
+from ehass.doctors.repository import get_active_doctor
+from ehass.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnprocessableError,
+)
+from ehass.runtime import Runtime
+
+log = structlog.get_logger("ehass.appointments")
+
+
+class AppointmentNotFoundError(NotFoundError):
+    slug = "appointment-not-found"
+    title = "Appointment not found"
+
+
+class SlotUnavailableError(ConflictError):
+    slug = "slot-unavailable"
+    title = "Slot unavailable"
+
+
+class PatientBusyError(ConflictError):
+    slug = "patient-busy"
+    title = "Overlapping appointment"
+
+
+class InvalidTransitionError(ConflictError):
+    slug = "invalid-transition"
+    title = "Not possible in this state"
+
+
+class NoticePeriodError(ConflictError):
+    slug = "within-notice"
+    title = "Too late to change"
+
+
+class IdempotencyInProgressError(ConflictError):
+    slug = "idempotency-in-progress"
+    title = "Request in progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A new appointment, or the first response replayed for a repeated Idempotency-Key."""
+
+    appointment: Appointment | None = None
+    replay: dict[str, Any] | None = None
+
+
+def _request_hash(request: AppointmentCreate) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _visible(
+    session: AsyncSession, principal: Principal, appointment_id: int, *, for_update: bool = False
+) -> Appointment:
+    appointment = await repository.get(session, appointment_id, for_update=for_update)
+    if appointment is None or not _is_participant(principal, appointment):
+        raise AppointmentNotFoundError(f"No appointment {appointment_id}.")
+    return appointment
+
+
+def _is_participant(principal: Principal, appointment: Appointment) -> bool:
+    return (
+        principal.is_admin
+        or (principal.role is Role.PATIENT and principal.patient_id == appointment.patient_id)
+        or (principal.role is Role.DOCTOR and principal.doctor_id == appointment.doctor_id)
+    )
+
+
+async def _claim_slot(
+    session: AsyncSession,
+    *,
+    doctor: Doctor,
+    patient_id: int,
+    at: datetime,
+    now: datetime,
+    moving: Appointment | None = None,
+) -> tuple[datetime, datetime]:
+    """Checks `at` is a free slot start for both people; returns the slot (start, end).
+
+    Call with the doctor and patient rows locked (doctor first, always, so two bookings
+    never wait on each other in opposite orders).
+    """
+    if at < now:
+        raise UnprocessableError("That time is in the past.", loc=("body", "scheduled_at"))
+    slot = await slot_for(session, doctor, at)
+    if slot is None:
+        raise UnprocessableError(
+            "That time is not the start of one of the doctor's slots.",
+            loc=("body", "scheduled_at"),
+        )
+    excluding = moving.id if moving else None
+    if await repository.has_overlap(
+        session, start=slot.start, end=slot.end, doctor_id=doctor.id, excluding=excluding
+    ):
+        raise SlotUnavailableError("Another appointment holds this time.")
+    if await repository.has_overlap(
+        session, start=slot.start, end=slot.end, patient_id=patient_id, excluding=excluding
+    ):
+        raise PatientBusyError("The patient already has an appointment at this time.")
+    return slot.start, slot.end
+
+
+async def _lock_people(session: AsyncSession, *, doctor_id: int, patient_id: int) -> Doctor:
+    doctor = await get_active_doctor(session, doctor_id, for_update=True)
+    if doctor is None:
+        raise UnprocessableError("Unknown or inactive doctor.", loc=("body", "doctor_id"))
+    if await repository.get_active_patient(session, patient_id, for_update=True) is None:
+        raise UnprocessableError("Unknown or inactive patient.", loc=("body", "patient_id"))
+    return doctor
+
+
+async def _flush_guarded(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # The unique indexes are the last guard when two writers pass the checks at once.
+        raise SlotUnavailableError("Another appointment holds this time.") from exc
+
+
+def _patient_of_booking(principal: Principal, request: AppointmentCreate) -> int:
+    if principal.role is Role.PATIENT:
+        assert principal.patient_id is not None
+        if request.patient_id is not None and request.patient_id != principal.patient_id:
+            raise PermissionDeniedError("Patients book only for themselves.")
+        return principal.patient_id
+    if principal.is_admin:
+        if request.patient_id is None:
+            raise UnprocessableError(
+                "An administrator must say which patient (patient_id).", loc=("body", "patient_id")
+            )
+        return request.patient_id
+    raise PermissionDeniedError("Only patients and administrators book appointments.")
+
+
+async def book(
+    session: AsyncSession,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    request: AppointmentCreate,
+    idempotency_key: str | None = None,
+) -> Booking:
+    patient_id = _patient_of_booking(principal, request)
+    now = rt.clock.now()
+    record = None
+    if idempotency_key is not None:
+        request_hash = _request_hash(request)
+        previous = await repository.find_idempotency(
+            session, user_id=principal.user_id, key=idempotency_key
+        )
+        if previous is not None and previous.created_at > now - timedelta(
+            hours=rt.settings.idempotency_hours
+        ):
+            if previous.request_hash != request_hash:
+                raise UnprocessableError(
+                    "This Idempotency-Key was used with a different request.",
+                    loc=("header", "Idempotency-Key"),
+                )
+            return Booking(replay=previous.response_body)
+        if previous is not None:  # expired: the key starts afresh
+            await session.delete(previous)
+            await session.flush()
+        record = IdempotencyRecord(
+            user_id=principal.user_id,
+            key=idempotency_key,
+            request_hash=request_hash,
+            created_at=now,
+        )
+        session.add(record)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise IdempotencyInProgressError(
+                "A request with this Idempotency-Key is still being processed; retry shortly."
+            ) from exc
+
+    doctor = await _lock_people(session, doctor_id=request.doctor_id, patient_id=patient_id)
+    start, end = await _claim_slot(
+        session, doctor=doctor, patient_id=patient_id, at=request.scheduled_at, now=now
+    )
+    appointment = Appointment(
+        patient_id=patient_id,
+        doctor_id=request.doctor_id,
+        scheduled_at=start,
+        ends_at=end,
+        status=Status.SCHEDULED,
+        reason=request.reason,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(appointment)
+    await _flush_guarded(session)
+    if record is not None:
+        record.status_code = 201
+        record.response_body = AppointmentRead.model_validate(appointment).model_dump(mode="json")
+        await session.flush()
+    log.info("appointment.booked", appointment_id=appointment.id, doctor_id=request.doctor_id)
+    return Booking(appointment=appointment)
+
+
+async def get(session: AsyncSession, principal: Principal, *, appointment_id: int) -> Appointment:
+    return await _visible(session, principal, appointment_id)
+
+
+async def update(
+    session: AsyncSession,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    appointment_id: int,
+    request: AppointmentUpdate,
+) -> Appointment:
+    appointment = await _visible(session, principal, appointment_id)
+    sent = request.model_fields_set
+    for field in sent:
+        if getattr(request, field) is None and field != "reason":
+            raise UnprocessableError(f"{field} cannot be null.", loc=("body", field))
+    is_patient = principal.role is Role.PATIENT
+    is_doctor = principal.role is Role.DOCTOR
+    if sent & {"scheduled_at", "reason"} and is_doctor:
+        raise PermissionDeniedError("Doctors record outcomes; only the patient may move or edit.")
+    if "status" in sent and is_patient:
+        raise PermissionDeniedError("Only the doctor or an administrator records the outcome.")
+
+    now = rt.clock.now()
+    if request.scheduled_at is not None:
+        appointment = await _move(session, rt, principal, appointment, request.scheduled_at, now)
+    if "reason" in sent:
+        appointment.reason = request.reason
+    if request.status is not None:
+        if not rules.can_record_outcome(appointment.status, appointment.scheduled_at, now=now):
+            raise InvalidTransitionError(
+                "Only a scheduled appointment that has started can be completed or a no-show."
+            )
+        appointment.status = request.status
+    appointment.updated_at = now
+    await _flush_guarded(session)
+    return appointment
+
+
+async def _move(
+    session: AsyncSession,
+    rt: Runtime,
+    principal: Principal,
+    appointment: Appointment,
+    at: datetime,
+    now: datetime,
+) -> Appointment:
+    doctor = await _lock_people(
+        session, doctor_id=appointment.doctor_id, patient_id=appointment.patient_id
+    )
+    # Re-read under the locks: a concurrent cancel or move may have changed it.
+    locked = await repository.get(session, appointment.id, for_update=True)
+    assert locked is not None
+    if locked.status != Status.SCHEDULED:
+        raise InvalidTransitionError(f"A {locked.status} appointment cannot be moved.")
+    if principal.role is Role.PATIENT and rules.within_notice(
+        locked.scheduled_at, now=now, notice=rt.cancellation_notice
+    ):
+        raise NoticePeriodError(
+            f"Appointments starting within {rt.settings.cancellation_notice_hours} hours "
+            "cannot be moved by the patient; contact the practice."
+        )
+    start, end = await _claim_slot(
+        session,
+        doctor=doctor,
+        patient_id=locked.patient_id,
+        at=at,
+        now=now,
+        moving=locked,
+    )
+    locked.scheduled_at, locked.ends_at = start, end
+    return locked
+
+
+async def cancel(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, appointment_id: int
+) -> Appointment:
+    appointment = await _visible(session, principal, appointment_id, for_update=True)
+    if appointment.status == Status.CANCELLED:
+        return appointment
+    if appointment.status != Status.SCHEDULED:
+        raise InvalidTransitionError(f"A {appointment.status} appointment cannot be cancelled.")
+    now = rt.clock.now()
+    if principal.role is Role.PATIENT and rules.within_notice(
+        appointment.scheduled_at, now=now, notice=rt.cancellation_notice
+    ):
+        raise NoticePeriodError(
+            f"Appointments starting within {rt.settings.cancellation_notice_hours} hours "
+            "cannot be cancelled by the patient; contact the practice."
+        )
+    appointment.status = Status.CANCELLED
+    appointment.updated_at = now
+    await session.flush()
+    log.info("appointment.cancelled", appointment_id=appointment.id, by_role=principal.role)
+    return appointment
+
+
+async def list_appointments(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    doctor_id: int | None,
+    patient_id: int | None,
+    status: Status | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Appointment]:
+    # Whatever filters they send, patients and doctors only ever see their own.
+    if principal.role is Role.PATIENT:
+        if patient_id is not None and patient_id != principal.patient_id:
+            return Page([], None)
+        patient_id = principal.patient_id
+    elif principal.role is Role.DOCTOR:
+        if doctor_id is not None and doctor_id != principal.doctor_id:
+            return Page([], None)
+        doctor_id = principal.doctor_id
+    after = None
+    if cursor:
+        at_text, last_id = decode_cursor(cursor, types=(str, int))
+        try:
+            after = (datetime.fromisoformat(at_text), last_id)
+        except ValueError as exc:
+            raise UnprocessableError("The cursor is malformed.", loc=("query", "cursor")) from exc
+        if after[0].tzinfo is None:
+            raise UnprocessableError("The cursor is malformed.", loc=("query", "cursor"))
+    rows = await repository.list_appointments(
+        session,
+        doctor_id=doctor_id,
+        patient_id=patient_id,
+        status=status,
+        start=start,
+        end=end,
+        after=after,
+        limit=limit + 1,
+    )
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor([last.scheduled_at.isoformat(), last.id])
+    return Page(items, next_cursor)
+
+
+async def cancel_future_of(
+    session: AsyncSession, rt: Runtime, *, patient_id: int | None, doctor_id: int | None
+) -> None:
+    """Cancels a deactivated person's upcoming appointments, freeing the slots."""
+    await repository.cancel_future(
+        session, now=rt.clock.now(), patient_id=patient_id, doctor_id=doctor_id
+    )

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from ehass.auth.models import RefreshToken, UserSession
+from ehass.users.models import User
+
+
+async def find_refresh(
+    session: AsyncSession, token_hash: str
+) -> Row[tuple[RefreshToken, UserSession, User]] | None:
+    query = (
+        select(RefreshToken, UserSession, User)
+        .join(UserSession, RefreshToken.session_id == UserSession.id)
+        .join(User, UserSession.user_id == User.id)
+        .where(RefreshToken.token_hash == token_hash)
+        .options(joinedload(User.patient), joinedload(User.doctor))
+    )
+    return (await session.execute(query)).first()
+
+
+async def claim_refresh(session: AsyncSession, token_id: int, *, now: datetime) -> bool:
+    """Marks the token used; False when another request used it first."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def session_status(
+    session: AsyncSession, session_id: str
+) -> Row[tuple[datetime | None, datetime]] | None:
+    query = select(UserSession.revoked_at, UserSession.expires_at).where(
+        UserSession.id == session_id
+    )
+    return (await session.execute(query)).first()
+
+
+async def revoke_sessions(
+    session: AsyncSession,
+    *,
+    user_id: int | None = None,
+    session_id: str | None = None,
+    keep_session_id: str | None = None,
+    now: datetime,
+    reason: str,
+) -> list[tuple[str, datetime]]:
+    """Revokes live sessions; returns (id, expires_at) of each one it revoked."""
+    query = select(UserSession.id, UserSession.expires_at).where(
+        UserSession.revoked_at.is_(None), UserSession.expires_at > now
+    )
+    if user_id is not None:
+        query = query.where(UserSession.user_id == user_id)
+    if session_id is not None:
+        query = query.where(UserSession.id == session_id)
+    if keep_session_id is not None:
+        query = query.where(UserSession.id != keep_session_id)
+    live = [(row.id, row.expires_at) for row in await session.execute(query)]
+    if live:
+        await session.execute(
+            update(UserSession)
+            .where(UserSession.id.in_([sid for sid, _ in live]))
+            .values(revoked_at=now, revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+    return live

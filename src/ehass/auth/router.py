@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from ehass.auth import service
+from ehass.auth.schemas import LoginRequest, RefreshRequest, SessionRead, TokenPair
+from ehass.deps import ClientDep, CurrentPrincipal, RuntimeDep, SessionDep
+from ehass.openapi import problems
+from ehass.users import service as user_service
+from ehass.users.schemas import RegisterRequest, UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginRequest.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string", "description": "The email address"},
+                        "password": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _login_request(request: Request) -> LoginRequest:
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            fields = {
+                "email": form.get("username") or form.get("email"),
+                "password": form.get("password"),
+            }
+            return LoginRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        return LoginRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
+        ) from exc
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserRead,
+    responses=problems(409, 422, 429),
+)
+async def register(body: RegisterRequest, session: SessionDep, rt: RuntimeDep) -> UserRead:
+    user = await user_service.register(session, rt, request=body)
+    return UserRead.of(user)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    openapi_extra=_LOGIN_BODY,
+    responses=problems(401, 422, 429),
+)
+async def login(
+    request: Request, session: SessionDep, rt: RuntimeDep, client: ClientDep
+) -> TokenPair:
+    body = await _login_request(request)
+    return await service.login(session, rt, email=body.email, password=body.password, client=client)
+
+
+@router.post("/refresh", response_model=TokenPair, responses=problems(401, 422, 429))
+async def refresh(body: RefreshRequest, session: SessionDep, rt: RuntimeDep) -> TokenPair:
+    return await service.refresh(session, rt, refresh_token=body.refresh_token)
+
+
+@router.post("/logout", status_code=204, responses=problems(401))
+async def logout(principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep) -> Response:
+    await service.logout(session, rt, principal)
+    return Response(status_code=204)
+
+
+@router.get("/session", response_model=SessionRead, responses=problems(401))
+async def current_session(principal: CurrentPrincipal, session: SessionDep) -> SessionRead:
+    user_session = await service.current_session(session, principal)
+    return SessionRead(
+        session_id=user_session.id,
+        user_id=principal.user_id,
+        role=principal.role,
+        created_at=user_session.created_at,
+        expires_at=user_session.expires_at,
+    )

@@ -1,0 +1,236 @@
+"""Logins, sessions and tokens: who may call, and for how long."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from limits import RateLimitItemPerMinute
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.auth import repository
+from ehass.auth.models import RefreshToken, UserSession
+from ehass.auth.schemas import TokenPair
+from ehass.core.passwords import hash_password, needs_rehash, verify_password
+from ehass.core.principal import ClientInfo, Principal, Role
+from ehass.core.tokens import (
+    AccessClaims,
+    InvalidToken,
+    new_refresh_token,
+    new_session_id,
+    token_hash,
+)
+from ehass.errors import NotAuthenticatedError, NotFoundError, TooManyRequestsError
+from ehass.runtime import Runtime
+from ehass.users.models import User
+from ehass.users.repository import get_user_by_email
+
+log = structlog.get_logger("ehass.auth")
+
+# Redis keeps an "active" verdict briefly (a missed revocation heals within this time) and
+# a "revoked" one until the session could no longer be used anyway.
+ACTIVE_CACHE_SECONDS = 60
+
+
+class InvalidCredentialsError(NotAuthenticatedError):
+    slug = "invalid-credentials"
+    title = "Invalid credentials"
+
+
+class SessionEndedError(NotAuthenticatedError):
+    slug = "session-ended"
+    title = "Session ended"
+    keep_changes = True  # the revocation that ends it must be committed
+
+
+def _failure_limits(rt: Runtime) -> tuple[RateLimitItemPerMinute, RateLimitItemPerMinute]:
+    window = rt.settings.login_failure_window_minutes
+    return (
+        RateLimitItemPerMinute(rt.settings.login_failures_per_account, window),
+        RateLimitItemPerMinute(rt.settings.login_failures_per_address, window),
+    )
+
+
+async def _refuse_if_locked(rt: Runtime, email: str, ip: str) -> None:
+    per_account, per_address = _failure_limits(rt)
+    for item, keys, who in (
+        (per_account, ("login-failures", "account", email), "this account"),
+        (per_address, ("login-failures", "address", ip), "this address"),
+    ):
+        state = await rt.shared.limit_state(item, *keys)
+        if not state.allowed:
+            raise TooManyRequestsError(
+                f"Too many failed logins for {who}; try again later.",
+                retry_after=state.retry_after,
+            )
+
+
+async def _count_failure(rt: Runtime, email: str, ip: str) -> None:
+    per_account, per_address = _failure_limits(rt)
+    await rt.shared.hit(per_account, "login-failures", "account", email)
+    await rt.shared.hit(per_address, "login-failures", "address", ip)
+
+
+def _issue_access(
+    rt: Runtime, user: User, user_session: UserSession, now: datetime
+) -> tuple[str, int]:
+    expires_at = min(
+        now + timedelta(minutes=rt.settings.access_token_minutes), user_session.expires_at
+    )
+    claims = AccessClaims(
+        user_id=user.id,
+        session_id=user_session.id,
+        role=user.role,
+        patient_id=user.patient.id if user.patient else None,
+        doctor_id=user.doctor.id if user.doctor else None,
+        expires_at=expires_at,
+    )
+    return rt.signer.issue(claims, now=now), int((expires_at - now).total_seconds())
+
+
+def _add_refresh_token(session: AsyncSession, session_id: str, now: datetime) -> str:
+    token = new_refresh_token()
+    session.add(RefreshToken(session_id=session_id, token_hash=token_hash(token), created_at=now))
+    return token
+
+
+async def login(
+    session: AsyncSession, rt: Runtime, *, email: str, password: str, client: ClientInfo
+) -> TokenPair:
+    email = email.strip().lower()
+    ip = client.ip or "unknown"
+    limited = rt.settings.rate_limit_enabled
+    if limited:
+        await _refuse_if_locked(rt, email, ip)
+    user = await get_user_by_email(session, email)
+    # Verified even for unknown emails, so the answer takes as long either way.
+    valid = await verify_password(user.password_hash if user else None, password)
+    if user is None or not valid or not user.is_active:
+        if limited:
+            await _count_failure(rt, email, ip)
+        log.info("auth.login_failed", user_id=user.id if user else None)
+        raise InvalidCredentialsError("Invalid email or password.")
+
+    now = rt.clock.now()
+    if needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+    user_session = UserSession(
+        id=new_session_id(),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=rt.settings.session_absolute_hours),
+        ip=client.ip,
+        user_agent=(client.user_agent or "")[:255] or None,
+    )
+    session.add(user_session)
+    await session.flush()
+    refresh = _add_refresh_token(session, user_session.id, now)
+    access, expires_in = _issue_access(rt, user, user_session, now)
+    log.info("auth.login", user_id=user.id, session_id=user_session.id)
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
+
+
+async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> TokenPair:
+    now = rt.clock.now()
+    found = await repository.find_refresh(session, token_hash(refresh_token))
+    if found is None:
+        raise InvalidCredentialsError("The refresh token is not valid.")
+    token, user_session, user = found
+    if user_session.revoked_at is not None or user_session.expires_at <= now:
+        raise SessionEndedError("The session has ended; log in again.")
+    idle_limit = user_session.last_seen_at + timedelta(minutes=rt.settings.session_idle_minutes)
+    if idle_limit <= now:
+        await _revoke(session, rt, session_id=user_session.id, reason="idle", now=now)
+        raise SessionEndedError("The session was idle too long; log in again.")
+    if not await repository.claim_refresh(session, token.id, now=now):
+        # A refresh token presented twice was stolen or leaked: end the whole session.
+        await _revoke(session, rt, session_id=user_session.id, reason="refresh_reuse", now=now)
+        log.warning("auth.refresh_reuse", user_id=user.id, session_id=user_session.id)
+        raise SessionEndedError("This refresh token was already used; the session is revoked.")
+    if not user.is_active:
+        await _revoke(session, rt, session_id=user_session.id, reason="deactivated", now=now)
+        raise SessionEndedError("The account is deactivated.")
+
+    user_session.last_seen_at = now
+    new_token = _add_refresh_token(session, user_session.id, now)
+    access, expires_in = _issue_access(rt, user, user_session, now)
+    return TokenPair(access_token=access, refresh_token=new_token, expires_in=expires_in)
+
+
+async def _revoke(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    now: datetime,
+    reason: str,
+    session_id: str | None = None,
+    user_id: int | None = None,
+    keep_session_id: str | None = None,
+) -> int:
+    revoked = await repository.revoke_sessions(
+        session,
+        session_id=session_id,
+        user_id=user_id,
+        keep_session_id=keep_session_id,
+        now=now,
+        reason=reason,
+    )
+    for sid, expires_at in revoked:
+        ttl = int((expires_at - now).total_seconds()) + 60
+        await rt.shared.cache_session_state(sid, active=False, ttl_seconds=ttl)
+    return len(revoked)
+
+
+async def logout(session: AsyncSession, rt: Runtime, principal: Principal) -> None:
+    await _revoke(session, rt, session_id=principal.session_id, reason="logout", now=rt.clock.now())
+
+
+async def revoke_user_sessions(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    user_id: int,
+    reason: str,
+    keep_session_id: str | None = None,
+) -> int:
+    return await _revoke(
+        session,
+        rt,
+        user_id=user_id,
+        keep_session_id=keep_session_id,
+        reason=reason,
+        now=rt.clock.now(),
+    )
+
+
+async def current_session(session: AsyncSession, principal: Principal) -> UserSession:
+    user_session = await session.get(UserSession, principal.session_id)
+    if user_session is None:
+        raise NotFoundError("Session not found.")
+    return user_session
+
+
+async def authenticate(session: AsyncSession, rt: Runtime, *, token: str) -> Principal:
+    """The caller behind a bearer token; 401 for a bad, expired or revoked one."""
+    now = rt.clock.now()
+    try:
+        claims = rt.signer.verify(token, now=now)
+        role = Role(claims.role)
+    except (InvalidToken, ValueError) as exc:
+        raise NotAuthenticatedError("The access token is invalid or expired.") from exc
+    active = await rt.shared.cached_session_state(claims.session_id)
+    if active is None:
+        status = await repository.session_status(session, claims.session_id)
+        active = status is not None and status.revoked_at is None and status.expires_at > now
+        ttl = ACTIVE_CACHE_SECONDS if active else rt.settings.access_token_minutes * 60 + 60
+        await rt.shared.cache_session_state(claims.session_id, active=active, ttl_seconds=ttl)
+    if not active:
+        raise NotAuthenticatedError("The session has ended; log in again.")
+    return Principal(
+        user_id=claims.user_id,
+        role=role,
+        session_id=claims.session_id,
+        patient_id=claims.patient_id,
+        doctor_id=claims.doctor_id,
+    )

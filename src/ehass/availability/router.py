@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+
+from ehass.availability import service
+from ehass.availability.schemas import AvailabilityRead, AvailabilityUpdated, AvailabilityWrite
+from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from ehass.openapi import problems
+
+router = APIRouter(prefix="/doctors", tags=["availability"])
+
+
+@router.get(
+    "/{doctorId}/availability", response_model=AvailabilityRead, responses=problems(404, 422)
+)
+async def read_availability(
+    doctor_id: Annotated[int, Path(alias="doctorId")],
+    session: SessionDep,
+    rt: RuntimeDep,
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
+    end: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Default: `from` + 7 days")
+    ] = None,
+) -> AvailabilityRead:
+    return await service.read(session, rt, doctor_id=doctor_id, start=start, end=end)
+
+
+@router.post(
+    "/{doctorId}/availability",
+    response_model=AvailabilityUpdated,
+    responses=problems(401, 403, 404, 422),
+)
+async def replace_availability(
+    doctor_id: Annotated[int, Path(alias="doctorId")],
+    body: AvailabilityWrite,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    rt: RuntimeDep,
+) -> AvailabilityUpdated:
+    return await service.replace(session, rt, principal, doctor_id=doctor_id, request=body)

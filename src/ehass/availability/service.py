@@ -1,0 +1,183 @@
+"""Doctors' working hours, and the free slots they turn into."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.availability import repository
+from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.availability.schemas import (
+    DAYS,
+    AvailabilityRead,
+    AvailabilityUpdated,
+    AvailabilityWrite,
+    OverrideRead,
+    SlotRead,
+    WeeklyWindowRead,
+    WindowRead,
+)
+from ehass.availability.slots import Schedule, Slot, Window, free_slots, slot_at
+from ehass.core.principal import Principal
+from ehass.doctors.models import Doctor
+from ehass.doctors.repository import get_active_doctor
+from ehass.doctors.service import DoctorNotFoundError
+from ehass.errors import PermissionDeniedError, UnprocessableError
+from ehass.runtime import Runtime
+
+DEFAULT_RANGE = timedelta(days=7)
+MAX_RANGE = timedelta(days=62)
+# The longest slot: an appointment this long before `from` can still overlap it.
+MAX_SLOT = timedelta(minutes=240)
+
+
+def _windows(raw: list[dict[str, str]]) -> list[Window]:
+    return [Window(time.fromisoformat(w["start"]), time.fromisoformat(w["end"])) for w in raw]
+
+
+def _schedule(
+    doctor: Doctor, weekly: list[WeeklyWindow], overrides: list[AvailabilityOverride]
+) -> Schedule:
+    by_day: dict[int, list[Window]] = {}
+    for w in weekly:
+        by_day.setdefault(w.weekday, []).append(Window(w.start_time, w.end_time))
+    return Schedule(
+        timezone=ZoneInfo(doctor.timezone),
+        slot_minutes=doctor.slot_minutes,
+        weekly=by_day,
+        overrides={o.on_date: _windows(o.windows) for o in overrides},
+    )
+
+
+def _local_date(doctor: Doctor, at: datetime) -> date:
+    return at.astimezone(ZoneInfo(doctor.timezone)).date()
+
+
+async def _load_schedule(
+    session: AsyncSession, doctor: Doctor, start: datetime, end: datetime
+) -> tuple[Schedule, list[WeeklyWindow]]:
+    weekly = await repository.weekly_windows(session, doctor.id)
+    first = _local_date(doctor, start) - timedelta(days=1)
+    last = _local_date(doctor, end) + timedelta(days=1)
+    overrides = await repository.overrides_between(session, doctor.id, first, last)
+    return _schedule(doctor, weekly, overrides), weekly
+
+
+async def slot_for(session: AsyncSession, doctor: Doctor, at: datetime) -> Slot | None:
+    """The slot of the doctor's definition that starts exactly at `at`, if there is one."""
+    schedule, _ = await _load_schedule(session, doctor, at, at)
+    return slot_at(schedule, at)
+
+
+async def _doctor(session: AsyncSession, doctor_id: int, *, for_update: bool = False) -> Doctor:
+    doctor = await get_active_doctor(session, doctor_id, for_update=for_update)
+    if doctor is None:
+        raise DoctorNotFoundError(f"No active doctor {doctor_id}.")
+    return doctor
+
+
+def _range(
+    start: datetime | None, end: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    start = start or now
+    end = end or start + DEFAULT_RANGE
+    if end <= start:
+        raise UnprocessableError("`to` must be later than `from`.", loc=("query", "to"))
+    if end - start > MAX_RANGE:
+        raise UnprocessableError("The range may span at most 62 days.", loc=("query", "to"))
+    return start, end
+
+
+async def _describe(
+    session: AsyncSession,
+    doctor: Doctor,
+    weekly: list[WeeklyWindow],
+    slots: list[Slot],
+    now: datetime,
+) -> dict[str, object]:
+    overrides = await repository.overrides_between(session, doctor.id, _local_date(doctor, now))
+    return {
+        "doctor_id": doctor.id,
+        "timezone": doctor.timezone,
+        "slot_minutes": doctor.slot_minutes,
+        "weekly": [
+            WeeklyWindowRead(day=DAYS[w.weekday], start=w.start_time, end=w.end_time)
+            for w in weekly
+        ],
+        "overrides": [
+            OverrideRead(
+                date=o.on_date,
+                windows=[WindowRead(start=w.start, end=w.end) for w in _windows(o.windows)],
+            )
+            for o in overrides
+        ],
+        "slots": [SlotRead(start=s.start, end=s.end) for s in slots],
+    }
+
+
+async def read(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    doctor_id: int,
+    start: datetime | None,
+    end: datetime | None,
+) -> AvailabilityRead:
+    now = rt.clock.now()
+    start, end = _range(start, end, now)
+    doctor = await _doctor(session, doctor_id)
+    schedule, weekly = await _load_schedule(session, doctor, start, end)
+    busy = await repository.busy_intervals(session, doctor.id, start - MAX_SLOT, end + MAX_SLOT)
+    slots = free_slots(schedule, start=start, end=end, now=now, busy=busy)
+    return AvailabilityRead(**await _describe(session, doctor, weekly, slots, now))
+
+
+async def replace(
+    session: AsyncSession,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    doctor_id: int,
+    request: AvailabilityWrite,
+) -> AvailabilityUpdated:
+    doctor = await _doctor(session, doctor_id, for_update=True)
+    if not (principal.is_admin or principal.doctor_id == doctor.id):
+        raise PermissionDeniedError("Only this doctor or an administrator may set availability.")
+    if request.timezone is not None:
+        doctor.timezone = request.timezone
+    doctor.slot_minutes = request.slot_minutes
+    weekly = [
+        WeeklyWindow(
+            doctor_id=doctor.id, weekday=DAYS.index(w.day), start_time=w.start, end_time=w.end
+        )
+        for w in sorted(request.weekly, key=lambda w: (DAYS.index(w.day), w.start))
+    ]
+    overrides = [
+        AvailabilityOverride(
+            doctor_id=doctor.id,
+            on_date=o.date,
+            windows=[
+                {"start": w.start.strftime("%H:%M"), "end": w.end.strftime("%H:%M")}
+                for w in sorted(o.windows, key=lambda w: w.start)
+            ],
+        )
+        for o in request.overrides
+    ]
+    await repository.replace(session, doctor.id, weekly=weekly, overrides=overrides)
+
+    now = rt.clock.now()
+    # Every future override is loaded once: it serves both the conflicts and the slots.
+    future_overrides = await repository.overrides_between(
+        session, doctor.id, _local_date(doctor, now) - timedelta(days=1)
+    )
+    schedule = _schedule(doctor, weekly, future_overrides)
+    upcoming = await repository.scheduled_from(session, doctor.id, now)
+    conflicts = [a.id for a in upcoming if slot_at(schedule, a.scheduled_at) is None]
+    start, end = _range(None, None, now)
+    busy = await repository.busy_intervals(session, doctor.id, start - MAX_SLOT, end + MAX_SLOT)
+    slots = free_slots(schedule, start=start, end=end, now=now, busy=busy)
+    return AvailabilityUpdated(
+        **await _describe(session, doctor, weekly, slots, now), conflicts=conflicts
+    )

@@ -1,0 +1,94 @@
+"""Settings: `EHASS_` environment variables, an optional `.env`, an optional YAML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+# A development default that production refuses: see `_refuse_default_secrets`.
+DEVELOPMENT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EHASS_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./ehass.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_echo: bool = False
+    redis_url: str | None = None
+    redis_key_prefix: str = "ehass"
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+
+    jwt_issuer: str = "ehass"
+    jwt_audience: str = "ehass-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=60)
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+
+    cancellation_notice_hours: int = Field(default=24, ge=0)
+    rate_limit_enabled: bool = True
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 100
+    login_failure_window_minutes: int = 15
+    idempotency_hours: int = 24
+
+    max_body_bytes: int = 1024 * 1024
+    cors_origins: list[str] = []
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON outside development
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings, file_secret_settings]
+        # Environment variables win over the YAML file, which wins over defaults.
+        config_file = os.environ.get("EHASS_CONFIG_FILE")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ValueError(f"EHASS_CONFIG_FILE {config_file!r} does not exist")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env == "production":
+            secret = self.secret_key.get_secret_value()
+            if secret == DEVELOPMENT_SECRET or len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    "EHASS_SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_SECRET_LENGTH} characters in production"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.env != "development" if self.log_json is None else self.log_json
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,48 @@
+"""Opaque keyset cursors: base64url JSON of the last row's sort key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    raw = json.dumps(["v1", *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, *, types: Sequence[type]) -> list[Any]:
+    """The sort key in `cursor`, each part checked against `types`; InvalidCursor otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    if not isinstance(data, list) or len(data) != len(types) + 1 or data[0] != "v1":
+        raise InvalidCursor("malformed cursor")
+    key = data[1:]
+    for part, kind in zip(key, types, strict=True):
+        if kind is int and (not isinstance(part, int) or isinstance(part, bool)):
+            raise InvalidCursor("malformed cursor")
+        if kind is str and not isinstance(part, str):
+            raise InvalidCursor("malformed cursor")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None

@@ -1,0 +1,95 @@
+"""JWT access tokens (HS256 pinned) and opaque refresh tokens, stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid", "role"]
+LEEWAY_SECONDS = 30  # clock skew between app instances
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: str
+    role: str
+    patient_id: int | None
+    doctor_id: int | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSigner:
+    secret: str
+    issuer: str
+    audience: str
+
+    def issue(self, claims: AccessClaims, *, now: datetime) -> str:
+        payload = {
+            "sub": str(claims.user_id),
+            "sid": claims.session_id,
+            "role": claims.role,
+            "pid": claims.patient_id,
+            "did": claims.doctor_id,
+            "iat": int(now.timestamp()),
+            "exp": int(claims.expires_at.timestamp()),
+            "iss": self.issuer,
+            "aud": self.audience,
+        }
+        return jwt.encode(payload, self.secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str, *, now: datetime) -> AccessClaims:
+        """Signature, algorithm, issuer, audience and presence of every claim; then the
+        times against `now` (the service clock, not the system's, so tests can move it)."""
+        try:
+            payload = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False},
+            )
+            issued_at, expires_at = int(payload["iat"]), int(payload["exp"])
+            if expires_at <= now.timestamp() or issued_at > now.timestamp() + LEEWAY_SECONDS:
+                raise InvalidToken("token expired or not yet valid")
+            return AccessClaims(
+                user_id=int(payload["sub"]),
+                session_id=str(payload["sid"]),
+                role=str(payload["role"]),
+                patient_id=_optional_int(payload.get("pid")),
+                doctor_id=_optional_int(payload.get("did")),
+                expires_at=datetime.fromtimestamp(expires_at, UTC),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidToken(str(exc)) from exc
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("bad id claim")
+    return value
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(16)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.core.pagination import Page, decode_cursor, encode_cursor
+from ehass.doctors import repository
+from ehass.errors import NotFoundError
+
+
+class DoctorNotFoundError(NotFoundError):
+    slug = "doctor-not-found"
+    title = "Doctor not found"
+
+
+async def list_doctors(
+    session: AsyncSession, *, specialty: str | None, q: str | None, limit: int, cursor: str | None
+) -> Page[Row]:
+    after_id = decode_cursor(cursor, types=(int,))[0] if cursor else None
+    rows = await repository.list_active(
+        session, specialty=specialty, q=q, after_id=after_id, limit=limit + 1
+    )
+    items = rows[:limit]
+    return Page(items, encode_cursor([items[-1].id]) if len(rows) > limit else None)
+
+
+async def get_doctor(session: AsyncSession, *, doctor_id: int) -> Row:
+    row = await repository.get_active(session, doctor_id)
+    if row is None:
+        raise DoctorNotFoundError(f"No active doctor {doctor_id}.")
+    return row

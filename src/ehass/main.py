@@ -1,0 +1,103 @@
+"""create_app(): middleware, routers, error handlers and the resources they share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+
+from ehass.appointments.router import router as appointments_router
+from ehass.auth.router import router as auth_router
+from ehass.availability.router import router as availability_router
+from ehass.config import Settings, get_settings
+from ehass.core.clock import Clock, SystemClock
+from ehass.db import Database
+from ehass.doctors.router import router as doctors_router
+from ehass.errors import PROBLEM_JSON, install_error_handlers
+from ehass.logging import configure_logging
+from ehass.middleware import RequestContextMiddleware
+from ehass.ops.router import router as ops_router
+from ehass.runtime import Runtime
+from ehass.shared import SharedState
+from ehass.users.router import router as users_router
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """
+EHASS books medical appointments: patients find a doctor and book, move or cancel;
+doctors set their working hours; administrators manage accounts.
+
+Errors are RFC 9457 `application/problem+json`. Datetimes are RFC 3339 and answered in UTC
+(`2026-12-01T14:30:00Z`). Lists are cursor-paginated: pass `next_cursor` back as `cursor`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    database = database or Database.from_settings(settings)
+    shared = SharedState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await shared.close()
+        await database.dispose()
+
+    app = FastAPIOffline(
+        title="EHASS",
+        summary="Enterprise Health Appointment Scheduling System",
+        description=DESCRIPTION,
+        version=version("ehass"),
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.runtime = Runtime.create(settings, clock or SystemClock(), shared)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        auth_router,
+        users_router,
+        doctors_router,
+        availability_router,
+        appointments_router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(ops_router)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    # Error bodies are problem+json only; FastAPI also lists the default media type.
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in "45" and PROBLEM_JSON in content:
+                    content.pop("application/json", None)
+    app.openapi_schema = schema
+    return schema

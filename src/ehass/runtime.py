@@ -1,0 +1,32 @@
+"""What services need besides the database session: settings, the clock, shared state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ehass.config import Settings
+from ehass.core.clock import Clock
+from ehass.core.tokens import TokenSigner
+from ehass.shared import SharedState
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    shared: SharedState
+    signer: TokenSigner
+
+    @classmethod
+    def create(cls, settings: Settings, clock: Clock, shared: SharedState) -> Runtime:
+        signer = TokenSigner(
+            secret=settings.secret_key.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        return cls(settings=settings, clock=clock, shared=shared, signer=signer)
+
+    @property
+    def cancellation_notice(self) -> timedelta:
+        return timedelta(hours=self.settings.cancellation_notice_hours)

@@ -1,0 +1,135 @@
+"""Administrator creation and demo data, for `ehass create-admin` and `ehass seed-demo`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.availability.schemas import AvailabilityWrite
+from ehass.availability.service import replace as replace_availability
+from ehass.config import Settings
+from ehass.core.clock import SystemClock
+from ehass.core.principal import Principal, Role
+from ehass.db import Database
+from ehass.errors import DomainError
+from ehass.runtime import Runtime
+from ehass.shared import SharedState
+from ehass.users import repository as user_repository
+from ehass.users import service as user_service
+from ehass.users.schemas import RegisterRequest
+
+DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - documented demo logins, development only
+DEMO_ADMIN = ("admin@demo.ehass.org", "Avery Admin")
+DEMO_DOCTORS = [
+    ("grace.hopper@demo.ehass.org", "Dr Grace Hopper", "Cardiology", "America/New_York"),
+    ("alan.turing@demo.ehass.org", "Dr Alan Turing", "Neurology", "Europe/London"),
+    ("lise.meitner@demo.ehass.org", "Dr Lise Meitner", "Dermatology", "Europe/Berlin"),
+    ("chien-shiung.wu@demo.ehass.org", "Dr Chien-Shiung Wu", "Pediatrics", "Asia/Tokyo"),
+    ("ada.yonath@demo.ehass.org", "Dr Ada Yonath", "General Practice", "UTC"),
+]
+DEMO_PATIENTS = [
+    ("pat.patient@demo.ehass.org", "Pat Patient", date(1988, 5, 17)),
+    ("sam.sample@demo.ehass.org", "Sam Sample", date(1975, 11, 2)),
+    ("kim.example@demo.ehass.org", "Kim Example", date(2001, 2, 28)),
+]
+WORKWEEK = [
+    {"day": day, "start": start, "end": end}
+    for day in ("mon", "tue", "wed", "thu", "fri")
+    for start, end in (("09:00", "12:00"), ("13:00", "17:00"))
+]
+
+
+async def _with_session(settings: Settings) -> tuple[Database, Runtime]:
+    database = Database.from_settings(settings)
+    runtime = Runtime.create(settings, SystemClock(), SharedState(settings))
+    return database, runtime
+
+
+async def create_admin(settings: Settings, email: str, name: str, password: str) -> int:
+    database, rt = await _with_session(settings)
+    try:
+        async with database.sessionmaker.begin() as session:
+            user = await user_service.create_admin(
+                session, rt, email=email, name=name, password=password
+            )
+        print(f"created administrator {user.email} (id {user.id})")
+        return 0
+    except DomainError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await rt.shared.close()
+        await database.dispose()
+
+
+async def _ensure_user(
+    session: AsyncSession, rt: Runtime, request: RegisterRequest
+) -> tuple[int, bool]:
+    existing = await user_repository.get_user_by_email(session, request.email.lower())
+    if existing is not None:
+        return existing.id, False
+    user = await user_service.register(session, rt, request=request)
+    return user.id, True
+
+
+async def seed_demo(settings: Settings) -> int:
+    """Idempotent: running it again adds nothing twice."""
+    database, rt = await _with_session(settings)
+    created = 0
+    try:
+        async with database.sessionmaker.begin() as session:
+            if await user_repository.get_user_by_email(session, DEMO_ADMIN[0]) is None:
+                await user_service.create_admin(
+                    session, rt, email=DEMO_ADMIN[0], name=DEMO_ADMIN[1], password=DEMO_PASSWORD
+                )
+                created += 1
+            for email, name, specialty, timezone in DEMO_DOCTORS:
+                _, new = await _ensure_user(
+                    session,
+                    rt,
+                    RegisterRequest(
+                        email=email,
+                        password=DEMO_PASSWORD,
+                        name=name,
+                        role="doctor",
+                        specialty=specialty,
+                        timezone=timezone,
+                    ),
+                )
+                if new:
+                    created += 1
+                    doctor = await user_repository.get_user_by_email(session, email)
+                    assert doctor is not None and doctor.doctor is not None
+                    system = Principal(user_id=0, role=Role.ADMIN, session_id="seed")
+                    await replace_availability(
+                        session,
+                        rt,
+                        system,
+                        doctor_id=doctor.doctor.id,
+                        request=AvailabilityWrite.model_validate(
+                            {"timezone": timezone, "slot_minutes": 30, "weekly": WORKWEEK}
+                        ),
+                    )
+            for email, name, born in DEMO_PATIENTS:
+                _, new = await _ensure_user(
+                    session,
+                    rt,
+                    RegisterRequest(
+                        email=email,
+                        password=DEMO_PASSWORD,
+                        name=name,
+                        role="patient",
+                        date_of_birth=born,
+                    ),
+                )
+                created += new
+    finally:
+        await rt.shared.close()
+        await database.dispose()
+    print(f"demo data: {created} accounts created" if created else "demo data already present")
+    print(f"demo logins (password {DEMO_PASSWORD!r}):")
+    for email, *_ in [DEMO_ADMIN, *DEMO_DOCTORS, *DEMO_PATIENTS]:
+        print(f"  {email}")
+    return 0

@@ -1,0 +1,100 @@
+"""State every app process shares: Redis when configured, in-process stand-ins otherwise."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ehass.config import Settings
+
+log = structlog.get_logger("ehass.shared")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    allowed: bool
+    retry_after: float
+
+
+class SharedState:
+    def __init__(self, settings: Settings) -> None:
+        self.prefix = settings.redis_key_prefix
+        self.redis: Redis | None = None
+        storage: Storage
+        if settings.redis_url:
+            self.redis = Redis.from_url(
+                settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+            )
+            storage = RedisStorage(
+                "async+" + settings.redis_url,
+                implementation="redispy",
+                key_prefix=f"{self.prefix}:limits",
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+            )
+        else:
+            storage = MemoryStorage()
+        self.limiter = MovingWindowRateLimiter(storage)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def ping(self) -> bool | None:
+        """True/False for a configured Redis, None when none is configured."""
+        if self.redis is None:
+            return None
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    # --- session state cache ----------------------------------------------------------
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{session_id}"
+
+    async def cache_session_state(self, session_id: str, *, active: bool, ttl_seconds: int) -> None:
+        """Remembers whether a session is usable; a no-op without Redis."""
+        if self.redis is None:
+            return
+        try:
+            # An "active" verdict never overwrites a revocation written meanwhile (nx).
+            await self.redis.set(
+                self._session_key(session_id),
+                b"1" if active else b"0",
+                ex=max(1, ttl_seconds),
+                nx=active,
+            )
+        except (RedisError, OSError):
+            # The database row is the record; readers fall back to it when Redis fails.
+            log.warning("redis.session_cache_write_failed")
+
+    async def cached_session_state(self, session_id: str) -> bool | None:
+        """True (active) or False (revoked) from Redis; None when unknown or unreachable."""
+        if self.redis is None:
+            return None
+        try:
+            value = await self.redis.get(self._session_key(session_id))
+        except (RedisError, OSError):
+            log.warning("redis.session_cache_read_failed")
+            return None
+        return None if value is None else value == b"1"
+
+    # --- counters (failed logins) -------------------------------------------------------
+
+    async def limit_state(self, item: RateLimitItem, *keys: str) -> LimitState:
+        if await self.limiter.test(item, *keys):
+            return LimitState(True, 0.0)
+        stats = await self.limiter.get_window_stats(item, *keys)
+        return LimitState(False, max(1.0, stats.reset_time - time.time()))
+
+    async def hit(self, item: RateLimitItem, *keys: str) -> None:
+        await self.limiter.hit(item, *keys)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from ehass.appointments.models import Appointment
+from ehass.core.search import icontains
+from ehass.users.models import Patient, User
+
+
+async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User | None:
+    query = (
+        select(User)
+        .where(User.id == user_id)
+        .options(joinedload(User.patient), joinedload(User.doctor))
+    )
+    if for_update:
+        query = query.with_for_update(of=User)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    query = (
+        select(User)
+        .where(User.email == email)
+        .options(joinedload(User.patient), joinedload(User.doctor))
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def email_taken(session: AsyncSession, email: str, *, other_than: int | None = None) -> bool:
+    query = select(exists().where(User.email == email, User.id != (other_than or 0)))
+    return bool(await session.scalar(query))
+
+
+async def doctor_sees_patient(session: AsyncSession, *, doctor_id: int, patient_id: int) -> bool:
+    query = select(
+        exists().where(Appointment.doctor_id == doctor_id, Appointment.patient_id == patient_id)
+    )
+    return bool(await session.scalar(query))
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    role: str | None,
+    is_active: bool | None,
+    q: str | None,
+    after_id: int | None,
+    limit: int,
+) -> list[User]:
+    query = select(User).options(joinedload(User.patient), joinedload(User.doctor))
+    if role is not None:
+        query = query.where(User.role == role)
+    if is_active is not None:
+        query = query.where(User.is_active == is_active)
+    if q:
+        query = query.where(icontains(User.name, q) | icontains(User.email, q))
+    if after_id is not None:
+        query = query.where(User.id > after_id)
+    query = query.order_by(User.id).limit(limit)
+    return list((await session.execute(query)).scalars().unique())
+
+
+async def get_patient(session: AsyncSession, patient_id: int) -> Patient | None:
+    return await session.get(Patient, patient_id)
