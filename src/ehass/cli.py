@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ehass.config import get_settings
 
 
@@ -56,6 +58,13 @@ def _seed_demo(args: argparse.Namespace) -> int:
     return asyncio.run(seed_demo(get_settings()))
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from ehass.openapi import export_yaml
+
+    sys.stdout.write(export_yaml())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ehass", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,15 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = commands.add_parser("seed-demo", help="load demo doctors, patients and availability")
     seed.set_defaults(handler=_seed_demo)
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document as YAML")
+    openapi.set_defaults(handler=_openapi)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        get_settings()
+    except (ValidationError, ValueError) as exc:
+        print(f"ehass: invalid settings: {_settings_problem(exc)}", file=sys.stderr)
+        return 2
+    try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def _settings_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc)
 
 
 if __name__ == "__main__":

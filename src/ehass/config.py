@@ -71,12 +71,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
-        if self.env == "production":
+        if self.env != "development":
             secret = self.secret_key.get_secret_value()
             if secret == DEVELOPMENT_SECRET or len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
                     "EHASS_SECRET_KEY must be set to a random value of at least "
-                    f"{MIN_SECRET_LENGTH} characters in production"
+                    f"{MIN_SECRET_LENGTH} characters outside development "
+                    '(for example: python3 -c "import secrets; print(secrets.token_urlsafe(48))")'
                 )
         return self
 

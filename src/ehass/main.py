@@ -27,13 +27,13 @@ from ehass.shared import SharedState
 from ehass.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
-DESCRIPTION = """
-EHASS books medical appointments: patients find a doctor and book, move or cancel;
-doctors set their working hours; administrators manage accounts.
-
-Errors are RFC 9457 `application/problem+json`. Datetimes are RFC 3339 and answered in UTC
-(`2026-12-01T14:30:00Z`). Lists are cursor-paginated: pass `next_cursor` back as `cursor`.
-"""
+DESCRIPTION = (
+    "EHASS books medical appointments: patients find a doctor and book, move or cancel; "
+    "doctors set their working hours; administrators manage accounts.\n\n"
+    "Errors are RFC 9457 `application/problem+json`. Datetimes are RFC 3339 and answered "
+    "in UTC (`2026-12-01T14:30:00Z`); a request datetime without an offset is a 422. "
+    "Lists are cursor-paginated: pass `next_cursor` back as `cursor`."
+)
 
 
 def create_app(
@@ -59,7 +59,7 @@ def create_app(
         description=DESCRIPTION,
         version=version("ehass"),
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.database = database
@@ -77,7 +77,7 @@ def create_app(
     app.include_router(api)
     app.include_router(ops_router)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

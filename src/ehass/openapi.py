@@ -51,3 +51,14 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
             entry["headers"] = _HEADERS[code]
         responses[code] = entry
     return responses
+
+
+def export_yaml() -> str:
+    """The published OpenAPI document as YAML, as committed in api/openapi.yaml."""
+    import yaml
+
+    from ehass.config import Settings
+    from ehass.main import create_app
+
+    app = create_app(Settings(env="development", _env_file=None))
+    return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ehass.config import DEVELOPMENT_SECRET, Settings
+
+
+def test_defaults_run_embedded(monkeypatch):
+    for name in ("EHASS_DATABASE_URL", "EHASS_REDIS_URL", "EHASS_ENV", "EHASS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.database_url.startswith("sqlite+aiosqlite:")
+    assert settings.redis_url is None
+    assert settings.env == "development"
+    assert settings.cancellation_notice_hours == 24
+    assert settings.rate_limit_enabled is True
+
+
+@pytest.mark.parametrize("secret", [None, DEVELOPMENT_SECRET, "too-short"])
+def test_production_refuses_missing_or_default_secret(monkeypatch, secret):
+    monkeypatch.setenv("EHASS_ENV", "production")
+    if secret is None:
+        monkeypatch.delenv("EHASS_SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("EHASS_SECRET_KEY", secret)
+    with pytest.raises(ValidationError, match="EHASS_SECRET_KEY"):
+        Settings(_env_file=None)
+
+
+def test_production_starts_with_a_real_secret(monkeypatch):
+    monkeypatch.setenv("EHASS_ENV", "production")
+    monkeypatch.setenv("EHASS_SECRET_KEY", "k" * 48)
+    assert Settings(_env_file=None).env == "production"
+
+
+def test_yaml_file_is_read_and_environment_wins(monkeypatch, tmp_path):
+    config = tmp_path / "ehass.yaml"
+    config.write_text("cancellation_notice_hours: 48\naccess_token_minutes: 5\n")
+    monkeypatch.setenv("EHASS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("EHASS_ACCESS_TOKEN_MINUTES", "10")
+    settings = Settings(_env_file=None)
+    assert settings.cancellation_notice_hours == 48
+    assert settings.access_token_minutes == 10
+
+
+def test_missing_yaml_file_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("EHASS_CONFIG_FILE", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ValueError, match="does not exist"):
+        Settings(_env_file=None)
+
+
+def test_example_config_file_is_valid(monkeypatch):
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "configs" / "config.example.yaml"
+    monkeypatch.setenv("EHASS_CONFIG_FILE", str(example))
+    for name in ("EHASS_DATABASE_URL", "EHASS_ENV", "EHASS_CANCELLATION_NOTICE_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.cancellation_notice_hours == 24
+    assert settings.access_token_minutes == 15

@@ -1,0 +1,98 @@
+"""The `ehass` command, run as a real process against a fresh SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SECRET = "cli-test-secret-that-is-long-enough-0123456789"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EHASS_")},
+        "EHASS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "EHASS_SECRET_KEY": SECRET,
+    }
+
+
+def ehass(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ehass.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_upgrade_create_admin_and_seed_demo(env):
+    upgraded = ehass(env, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    created = ehass(
+        env,
+        "create-admin",
+        "--email",
+        "Root@Example.org",
+        "--name",
+        "Root",
+        "--password-stdin",
+        stdin="a long admin passphrase\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "root@example.org" in created.stdout
+    assert "a long admin passphrase" not in created.stdout + created.stderr
+
+    again = ehass(
+        env,
+        "create-admin",
+        "--email",
+        "root@example.org",
+        "--name",
+        "Root",
+        "--password-stdin",
+        stdin="a long admin passphrase\n",
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+    weak = ehass(
+        env,
+        "create-admin",
+        "--email",
+        "b@example.org",
+        "--name",
+        "B",
+        "--password-stdin",
+        stdin="password\n",
+    )
+    assert weak.returncode == 1 and "at least 10" in weak.stderr
+
+    first = ehass(env, "seed-demo")
+    assert first.returncode == 0, first.stderr
+    assert "accounts created" in first.stdout
+    second = ehass(env, "seed-demo")
+    assert second.returncode == 0, second.stderr
+    assert "already present" in second.stdout
+
+
+def test_production_refuses_to_start_with_the_default_secret(env):
+    env = {**env, "EHASS_ENV": "production"}
+    env.pop("EHASS_SECRET_KEY")
+    result = ehass(env, "serve", "--port", "1")
+    assert result.returncode == 2
+    assert "EHASS_SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_openapi_command_prints_the_document(env):
+    result = ehass(env, "openapi")
+    assert result.returncode == 0
+    assert result.stdout.startswith("openapi: 3.")

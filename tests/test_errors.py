@@ -1,0 +1,91 @@
+"""Every client mistake is a problem+json answer; nothing leaks a stack trace."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import APIRouter
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    assert "Traceback" not in response.text
+    return body
+
+
+async def test_unknown_route_is_404_problem(client):
+    assert_problem(await client.get("/api/v1/nothing-here"), 404)
+
+
+async def test_wrong_method_is_405_problem(client):
+    assert_problem(await client.patch("/api/v1/doctors"), 405)
+
+
+async def test_malformed_json_is_422_problem(client):
+    response = await client.post(
+        "/api/v1/auth/register", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"] and body["errors"][0]["loc"][0] == "body"
+
+
+async def test_body_over_one_mebibyte_is_413_problem(client):
+    response = await client.post(
+        "/api/v1/auth/register",
+        content=b"{" + b" " * (1024 * 1024 + 10) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert_problem(response, 413)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/doctors?limit=0",
+        "/api/v1/doctors?limit=201",
+        "/api/v1/doctors?limit=abc",
+        "/api/v1/doctors?cursor=%%%",
+        "/api/v1/doctors?cursor=bm90LWpzb24",
+        "/api/v1/doctors/not-a-number",
+        "/api/v1/doctors/1/availability?from=2026-12-01T10:00:00",
+    ],
+)
+async def test_bad_query_and_path_values_are_422_problems(client, path):
+    body = assert_problem(await client.get(path), 422)
+    assert body["errors"]
+
+
+async def test_unexpected_error_is_a_500_problem_with_request_id_and_no_internals(app, client):
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail: SELECT * FROM users")
+
+    app.include_router(router)
+    response = await client.get("/boom")
+    body = assert_problem(response, 500)
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "secret internal detail" not in response.text
+    assert "SELECT" not in response.text
+
+
+async def test_request_id_is_echoed_or_generated(client):
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) >= 16
+    unsafe = await client.get("/healthz", headers={"X-Request-ID": "bad\tvalue" + "x" * 200})
+    assert unsafe.headers["x-request-id"] != "bad\tvalue" + "x" * 200
+
+
+async def test_request_id_is_on_error_responses_too(client):
+    response = await client.get("/api/v1/users/1")
+    assert response.status_code == 401
+    assert response.headers["x-request-id"]
