@@ -33,7 +33,6 @@ __all__ = [
     "windows_problems",
 ]
 
-_UTC = UTC
 _ONE_DAY = timedelta(days=1)
 _MIN_SLOT_MINUTES = 5
 _MAX_SLOT_MINUTES = 240
@@ -93,7 +92,7 @@ def _as_utc(name: str, value: datetime) -> datetime:
     """
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be an aware datetime, got naive {value.isoformat()}")
-    return value.astimezone(_UTC)
+    return value.astimezone(UTC)
 
 
 def _windows_for(schedule: Schedule, day: date) -> Sequence[Window]:
@@ -120,7 +119,7 @@ def _day_slots(schedule: Schedule, day: date) -> list[Slot]:
         # window.start on DST days; only each start is then mapped to an instant.
         while wall + length <= wall_end:
             # fold=0 (the default) selects the first occurrence of a repeated time.
-            instant = wall.replace(tzinfo=tz).astimezone(_UTC)
+            instant = wall.replace(tzinfo=tz).astimezone(UTC)
             # A time inside a spring-forward gap maps to some other wall time on
             # the way back, which is how its non-existence is detected.
             if instant.astimezone(tz).replace(tzinfo=None) == wall:
