@@ -112,9 +112,12 @@ async def cancel_future(
 
 
 async def find_idempotency(
-    session: AsyncSession, *, user_id: int, key: str
+    session: AsyncSession, *, user_id: int, key: str, fresh: bool = False
 ) -> IdempotencyRecord | None:
     query = select(IdempotencyRecord).where(
         IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
     )
+    if fresh:
+        # Another transaction wrote it: the identity map's copy (if any) is out of date.
+        query = query.execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()

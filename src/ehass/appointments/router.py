@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from ehass.appointments import service
 from ehass.appointments.models import Status
@@ -13,9 +12,11 @@ from ehass.appointments.schemas import (
     AppointmentList,
     AppointmentRead,
     AppointmentUpdate,
+    Rfc3339DateTime,
 )
 from ehass.core.schemas import LIMIT_DEFAULT, Limit
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from ehass.errors import PROBLEM_JSON
 from ehass.openapi import problems
 
 router = APIRouter(prefix="/appointments", tags=["appointments"])
@@ -26,14 +27,24 @@ LOCATION = "/api/v1/appointments/{}"
 async def list_appointments(
     principal: CurrentPrincipal,
     session: SessionDep,
-    doctor_id: int | None = None,
-    patient_id: int | None = None,
-    status: Status | None = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    doctor_id: Annotated[int | None, Query(description="Only this doctor's.")] = None,
+    patient_id: Annotated[int | None, Query(description="Only this patient's.")] = None,
+    status: Annotated[Status | None, Query(description="Only in this state.")] = None,
+    start: Annotated[
+        Rfc3339DateTime | None,
+        Query(alias="from", description="Only those with `scheduled_at` at or after this."),
+    ] = None,
+    end: Annotated[
+        Rfc3339DateTime | None,
+        Query(alias="to", description="Only those with `scheduled_at` before this."),
+    ] = None,
     limit: Limit = LIMIT_DEFAULT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> AppointmentList:
+    """Appointments by `scheduled_at`, then id. A patient only ever sees their own and a
+    doctor only theirs, whatever the filters say; an administrator sees all."""
     page = await service.list_appointments(
         session,
         principal,
@@ -73,12 +84,21 @@ async def book_appointment(
         ),
     ] = None,
 ) -> AppointmentRead | JSONResponse:
+    """Book the free slot of `doctor_id` that starts at `scheduled_at`: a patient for
+    themselves, an administrator for the patient named in `patient_id`. A repeated
+    `Idempotency-Key` (same user, same body, within 24 h) answers as the first request did,
+    refusals included, and books nothing more."""
     booking = await service.book(
         session, rt, principal, request=body, idempotency_key=idempotency_key
     )
     if booking.replay is not None:
-        location = LOCATION.format(booking.replay["id"])
-        return JSONResponse(booking.replay, status_code=201, headers={"Location": location})
+        replay = booking.replay
+        if replay.status_code != 201:
+            return JSONResponse(
+                replay.body, status_code=replay.status_code, media_type=PROBLEM_JSON
+            )
+        location = LOCATION.format(replay.body["id"])
+        return JSONResponse(replay.body, status_code=201, headers={"Location": location})
     assert booking.appointment is not None
     response.headers["Location"] = LOCATION.format(booking.appointment.id)
     return AppointmentRead.model_validate(booking.appointment)
@@ -90,6 +110,7 @@ async def get_appointment(
     principal: CurrentPrincipal,
     session: SessionDep,
 ) -> AppointmentRead:
+    """One appointment, for its patient, its doctor or an administrator; 404 for anyone else."""
     appointment = await service.get(session, principal, appointment_id=appointment_id)
     return AppointmentRead.model_validate(appointment)
 
@@ -106,6 +127,10 @@ async def update_appointment(
     session: SessionDep,
     rt: RuntimeDep,
 ) -> AppointmentRead:
+    """Change only what is sent. The patient or an administrator moves it (`scheduled_at`,
+    atomically: on 409 the old slot is kept) or edits `reason`; the doctor or an
+    administrator records `status` (`completed`, `no_show`) once it has started. Patients
+    cannot move it within the cancellation notice."""
     appointment = await service.update(
         session, rt, principal, appointment_id=appointment_id, request=body
     )
@@ -123,5 +148,7 @@ async def cancel_appointment(
     session: SessionDep,
     rt: RuntimeDep,
 ) -> AppointmentRead:
+    """Cancel it; the slot is free again at once. Cancelling a cancelled appointment answers
+    it unchanged. Patients cannot cancel within the cancellation notice."""
     appointment = await service.cancel(session, rt, principal, appointment_id=appointment_id)
     return AppointmentRead.model_validate(appointment)

@@ -22,6 +22,7 @@ from ehass.doctors.models import Doctor
 from ehass.doctors.repository import get_active_doctor
 from ehass.errors import (
     ConflictError,
+    DomainError,
     NotFoundError,
     PermissionDeniedError,
     UnprocessableError,
@@ -62,16 +63,42 @@ class IdempotencyInProgressError(ConflictError):
 
 
 @dataclass(frozen=True, slots=True)
+class Replay:
+    """The first answer given to an Idempotency-Key: a 201 Appointment or a problem body."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Booking:
     """A new appointment, or the first response replayed for a repeated Idempotency-Key."""
 
     appointment: Appointment | None = None
-    replay: dict[str, Any] | None = None
+    replay: Replay | None = None
 
 
 def _request_hash(request: AppointmentCreate) -> str:
     canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _key_digest(key: str) -> str:
+    # Stored hashed: MySQL's default collations would match "Key-A" with "key-a".
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _problem_body(exc: DomainError) -> dict[str, Any]:
+    """What the problem+json handler renders for `exc`, kept to be replayed."""
+    body: dict[str, Any] = {
+        "type": f"/problems/{exc.slug}",
+        "title": exc.title,
+        "status": exc.status_code,
+        "detail": exc.detail,
+    }
+    if isinstance(exc, UnprocessableError):
+        body["errors"] = exc.errors
+    return body
 
 
 async def _visible(
@@ -157,6 +184,106 @@ def _patient_of_booking(principal: Principal, request: AppointmentCreate) -> int
     raise PermissionDeniedError("Only patients and administrators book appointments.")
 
 
+async def _book_locked(
+    session: AsyncSession,
+    *,
+    doctor: Doctor,
+    request: AppointmentCreate,
+    patient_id: int,
+    now: datetime,
+) -> Appointment:
+    start, end = await _claim_slot(
+        session, doctor=doctor, patient_id=patient_id, at=request.scheduled_at, now=now
+    )
+    appointment = Appointment(
+        patient_id=patient_id,
+        doctor_id=doctor.id,
+        scheduled_at=start,
+        ends_at=end,
+        status=Status.SCHEDULED,
+        reason=request.reason,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(appointment)
+    await _flush_guarded(session)
+    log.info("appointment.booked", appointment_id=appointment.id, doctor_id=doctor.id)
+    return appointment
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> Replay:
+    if record.request_hash != request_hash:
+        raise UnprocessableError(
+            "This Idempotency-Key was used with a different request.",
+            loc=("header", "Idempotency-Key"),
+        )
+    if record.status_code is None or record.response_body is None:
+        raise IdempotencyInProgressError(
+            "A request with this Idempotency-Key is still being processed; retry shortly."
+        )
+    return Replay(status_code=record.status_code, body=record.response_body)
+
+
+def _is_current(record: IdempotencyRecord, rt: Runtime, now: datetime) -> bool:
+    return record.created_at > now - timedelta(hours=rt.settings.idempotency_hours)
+
+
+async def _earlier_answer(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    user_id: int,
+    digest: str,
+    request_hash: str,
+    now: datetime,
+) -> Replay | None:
+    previous = await repository.find_idempotency(session, user_id=user_id, key=digest)
+    if previous is None or not _is_current(previous, rt, now):
+        return None
+    return _replay(previous, request_hash)
+
+
+async def _claim_key(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    user_id: int,
+    digest: str,
+    request_hash: str,
+    now: datetime,
+) -> IdempotencyRecord | Replay:
+    """The record this request's answer goes into, or the answer to replay.
+
+    Call holding the booking's locks, so that a concurrent request with the same key has
+    finished (and its answer is readable under READ COMMITTED) by the time we look.
+    """
+    previous = await repository.find_idempotency(session, user_id=user_id, key=digest, fresh=True)
+    if previous is not None:
+        if _is_current(previous, rt, now):
+            return _replay(previous, request_hash)
+        await session.delete(previous)  # expired: the key starts afresh
+        await session.flush()
+    record = IdempotencyRecord(
+        user_id=user_id, key=digest, request_hash=request_hash, created_at=now
+    )
+    try:
+        async with session.begin_nested():
+            session.add(record)
+            await session.flush()
+    except IntegrityError:
+        # Same key, but a request the locks did not serialise with ours (an admin booking
+        # for another patient and doctor): its insert made ours wait until it committed.
+        previous = await repository.find_idempotency(
+            session, user_id=user_id, key=digest, fresh=True
+        )
+        if previous is None:
+            raise IdempotencyInProgressError(
+                "A request with this Idempotency-Key is still being processed; retry shortly."
+            ) from None
+        return _replay(previous, request_hash)
+    return record
+
+
 async def book(
     session: AsyncSession,
     rt: Runtime,
@@ -167,59 +294,48 @@ async def book(
 ) -> Booking:
     patient_id = _patient_of_booking(principal, request)
     now = rt.clock.now()
-    record = None
-    if idempotency_key is not None:
-        request_hash = _request_hash(request)
-        previous = await repository.find_idempotency(
-            session, user_id=principal.user_id, key=idempotency_key
+    user_id = principal.user_id
+    digest = _key_digest(idempotency_key) if idempotency_key is not None else None
+    request_hash = _request_hash(request)
+    if digest is not None:
+        # A repeat of a finished request is answered without waiting for any lock.
+        replay = await _earlier_answer(
+            session, rt, user_id=user_id, digest=digest, request_hash=request_hash, now=now
         )
-        if previous is not None and previous.created_at > now - timedelta(
-            hours=rt.settings.idempotency_hours
-        ):
-            if previous.request_hash != request_hash:
-                raise UnprocessableError(
-                    "This Idempotency-Key was used with a different request.",
-                    loc=("header", "Idempotency-Key"),
-                )
-            return Booking(replay=previous.response_body)
-        if previous is not None:  # expired: the key starts afresh
-            await session.delete(previous)
-            await session.flush()
-        record = IdempotencyRecord(
-            user_id=principal.user_id,
-            key=idempotency_key,
-            request_hash=request_hash,
-            created_at=now,
-        )
-        session.add(record)
-        try:
-            await session.flush()
-        except IntegrityError as exc:
-            raise IdempotencyInProgressError(
-                "A request with this Idempotency-Key is still being processed; retry shortly."
-            ) from exc
+        if replay is not None:
+            return Booking(replay=replay)
 
+    # The locks come before the key is claimed: a concurrent request with the same key then
+    # waits here and finds the first one's answer. Waiting on the key's unique index instead
+    # deadlocks on MariaDB (its foreign-key check locks the users row FOR UPDATE locks too).
     doctor = await _lock_people(session, doctor_id=request.doctor_id, patient_id=patient_id)
-    start, end = await _claim_slot(
-        session, doctor=doctor, patient_id=patient_id, at=request.scheduled_at, now=now
+    if digest is None:
+        appointment = await _book_locked(
+            session, doctor=doctor, request=request, patient_id=patient_id, now=now
+        )
+        return Booking(appointment=appointment)
+
+    claim = await _claim_key(
+        session, rt, user_id=user_id, digest=digest, request_hash=request_hash, now=now
     )
-    appointment = Appointment(
-        patient_id=patient_id,
-        doctor_id=request.doctor_id,
-        scheduled_at=start,
-        ends_at=end,
-        status=Status.SCHEDULED,
-        reason=request.reason,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(appointment)
-    await _flush_guarded(session)
-    if record is not None:
-        record.status_code = 201
-        record.response_body = AppointmentRead.model_validate(appointment).model_dump(mode="json")
+    if isinstance(claim, Replay):
+        return Booking(replay=claim)
+    try:
+        async with session.begin_nested():
+            appointment = await _book_locked(
+                session, doctor=doctor, request=request, patient_id=patient_id, now=now
+            )
+    except DomainError as exc:
+        # The contract replays the first response, whatever it was: keep the refusal too.
+        # The savepoint has undone the attempt; only the record is committed.
+        claim.status_code = exc.status_code
+        claim.response_body = _problem_body(exc)
         await session.flush()
-    log.info("appointment.booked", appointment_id=appointment.id, doctor_id=request.doctor_id)
+        exc.keep_changes = True
+        raise
+    claim.status_code = 201
+    claim.response_body = AppointmentRead.model_validate(appointment).model_dump(mode="json")
+    await session.flush()
     return Booking(appointment=appointment)
 
 
@@ -235,8 +351,11 @@ async def update(
     appointment_id: int,
     request: AppointmentUpdate,
 ) -> Appointment:
-    appointment = await _visible(session, principal, appointment_id)
     sent = request.model_fields_set
+    # An outcome is checked under a row lock so that a cancel committed meanwhile is not
+    # overwritten; a move takes its own locks, in the booking's order (doctor first).
+    lock = "status" in sent and "scheduled_at" not in sent
+    appointment = await _visible(session, principal, appointment_id, for_update=lock)
     for field in sent:
         if getattr(request, field) is None and field != "reason":
             raise UnprocessableError(f"{field} cannot be null.", loc=("body", field))

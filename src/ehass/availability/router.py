@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
+from ehass.appointments.schemas import Rfc3339DateTime
 from ehass.availability import service
 from ehass.availability.schemas import AvailabilityRead, AvailabilityUpdated, AvailabilityWrite
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
@@ -20,9 +20,16 @@ async def read_availability(
     doctor_id: Annotated[int, Path(alias="doctorId")],
     session: SessionDep,
     rt: RuntimeDep,
-    start: Annotated[AwareDatetime | None, Query(alias="from", description="Default: now")] = None,
+    start: Annotated[
+        Rfc3339DateTime | None,
+        Query(alias="from", description="Slots starting at or after this. Default: now."),
+    ] = None,
     end: Annotated[
-        AwareDatetime | None, Query(alias="to", description="Default: `from` + 7 days")
+        Rfc3339DateTime | None,
+        Query(
+            alias="to",
+            description="Slots starting before this. Default: `from` + 7 days; at most 62 days.",
+        ),
     ] = None,
 ) -> AvailabilityRead:
     return await service.read(session, rt, doctor_id=doctor_id, start=start, end=end)

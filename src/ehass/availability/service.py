@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass.appointments.models import Appointment
+from ehass.audit import service as audit
 from ehass.availability import repository
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.availability.schemas import (
@@ -31,6 +33,9 @@ DEFAULT_RANGE = timedelta(days=7)
 MAX_RANGE = timedelta(days=62)
 # The longest slot: an appointment this long before `from` can still overlap it.
 MAX_SLOT = timedelta(minutes=240)
+# Generous bounds for `from` and `to`; beyond them the date arithmetic below overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _windows(raw: list[dict[str, str]]) -> list[Window]:
@@ -78,11 +83,21 @@ async def _doctor(session: AsyncSession, doctor_id: int, *, for_update: bool = F
     return doctor
 
 
+def _within_bounds(value: datetime, name: str) -> None:
+    if not EARLIEST <= value <= LATEST:
+        raise UnprocessableError(
+            f"`{name}` must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}.",
+            loc=("query", name),
+        )
+
+
 def _range(
     start: datetime | None, end: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
     start = start or now
+    _within_bounds(start, "from")
     end = end or start + DEFAULT_RANGE
+    _within_bounds(end, "to")
     if end <= start:
         raise UnprocessableError("`to` must be later than `from`.", loc=("query", "to"))
     if end - start > MAX_RANGE:
@@ -134,6 +149,25 @@ async def read(
     return AvailabilityRead(**await _describe(session, doctor, weekly, slots, now))
 
 
+def _outside(schedule: Schedule, appointment: Appointment) -> bool:
+    """Whether the appointment's time is not within one window of its local day.
+
+    Judged by wall-clock time, not against the slot grid: a booking made on a 30-minute
+    grid still falls inside 09:00-17:00 after the doctor switches to 60-minute slots.
+    """
+    start = appointment.scheduled_at.astimezone(schedule.timezone)
+    end = appointment.ends_at.astimezone(schedule.timezone)
+    day = start.date()
+    if end.date() != day:
+        return True  # no window crosses midnight
+    windows = (
+        schedule.overrides[day]
+        if day in schedule.overrides
+        else schedule.weekly.get(day.weekday(), ())
+    )
+    return not any(w.start <= start.time() and end.time() <= w.end for w in windows)
+
+
 async def replace(
     session: AsyncSession,
     rt: Runtime,
@@ -145,6 +179,7 @@ async def replace(
     doctor = await _doctor(session, doctor_id, for_update=True)
     if not (principal.is_admin or principal.doctor_id == doctor.id):
         raise PermissionDeniedError("Only this doctor or an administrator may set availability.")
+    before = {"timezone": doctor.timezone, "slot_minutes": doctor.slot_minutes}
     if request.timezone is not None:
         doctor.timezone = request.timezone
     doctor.slot_minutes = request.slot_minutes
@@ -174,7 +209,22 @@ async def replace(
     )
     schedule = _schedule(doctor, weekly, future_overrides)
     upcoming = await repository.scheduled_from(session, doctor.id, now)
-    conflicts = [a.id for a in upcoming if slot_at(schedule, a.scheduled_at) is None]
+    conflicts = [a.id for a in upcoming if _outside(schedule, a)]
+    audit.record(
+        session,
+        at=now,
+        action="availability.update",
+        entity="availability",
+        entity_id=doctor.id,
+        changes={
+            **audit.changes_between(
+                before, {"timezone": doctor.timezone, "slot_minutes": doctor.slot_minutes}
+            ),
+            "weekly_windows": {"after": len(weekly)},
+            "overrides": {"after": len(overrides)},
+            "conflicts": {"after": conflicts},
+        },
+    )
     start, end = _range(None, None, now)
     busy = await repository.busy_intervals(session, doctor.id, start - MAX_SLOT, end + MAX_SLOT)
     slots = free_slots(schedule, start=start, end=end, now=now, busy=busy)

@@ -15,8 +15,27 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
+# Ids are 32-bit integers in the database; anything larger names nothing that exists.
+MAX_ID = 2**31 - 1
+
+
 class InvalidCursor(ValueError):
     pass
+
+
+def possible_id(value: int) -> bool:
+    """False for an id no row can have (a lookup with it would overflow the column)."""
+    return 0 < value <= MAX_ID
+
+
+def after_id(cursor: str | None) -> int | None:
+    """The id an id-ordered page ends at; InvalidCursor (a 422) for one never issued."""
+    if not cursor:
+        return None
+    last = decode_cursor(cursor, types=(int,))[0]
+    if not possible_id(last):
+        raise InvalidCursor("malformed cursor")
+    return last
 
 
 def encode_cursor(key: Sequence[Any]) -> str:

@@ -3,9 +3,11 @@ from __future__ import annotations
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass.core.pagination import possible_id
 from ehass.core.search import icontains
 from ehass.doctors.models import Doctor
 from ehass.users.models import User
+from ehass.users.repository import lock_user
 
 _COLUMNS = (Doctor.id, Doctor.user_id, User.name, Doctor.specialty, Doctor.timezone)
 
@@ -24,6 +26,8 @@ async def list_active(
 
 
 async def get_active(session: AsyncSession, doctor_id: int) -> Row | None:
+    if not possible_id(doctor_id):
+        return None
     query = (
         select(*_COLUMNS)
         .join(User, Doctor.user_id == User.id)
@@ -36,6 +40,13 @@ async def get_active_doctor(
     session: AsyncSession, doctor_id: int, *, for_update: bool = False
 ) -> Doctor | None:
     """The Doctor row when its account is active; `for_update` serialises bookings for it."""
+    if not possible_id(doctor_id):
+        return None
+    if for_update:
+        user_id = await session.scalar(select(Doctor.user_id).where(Doctor.id == doctor_id))
+        if user_id is None:
+            return None
+        await lock_user(session, user_id)
     query = (
         select(Doctor)
         .join(User, Doctor.user_id == User.id)

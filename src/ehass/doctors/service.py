@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ehass.core.pagination import Page, decode_cursor, encode_cursor
+from ehass.core.pagination import Page, after_id, encode_cursor
 from ehass.doctors import repository
 from ehass.errors import NotFoundError
 
@@ -16,9 +16,9 @@ class DoctorNotFoundError(NotFoundError):
 async def list_doctors(
     session: AsyncSession, *, specialty: str | None, q: str | None, limit: int, cursor: str | None
 ) -> Page[Row]:
-    after_id = decode_cursor(cursor, types=(int,))[0] if cursor else None
+    last_id = after_id(cursor)
     rows = await repository.list_active(
-        session, specialty=specialty, q=q, after_id=after_id, limit=limit + 1
+        session, specialty=specialty, q=q, after_id=last_id, limit=limit + 1
     )
     items = rows[:limit]
     return Page(items, encode_cursor([items[-1].id]) if len(rows) > limit else None)

@@ -32,9 +32,12 @@ async def list_users(
 
 @router.get("/{userId}", response_model=UserRead, responses=problems(401, 404, 422))
 async def get_user(
-    user_id: Annotated[int, Path(alias="userId")], principal: CurrentPrincipal, session: SessionDep
+    user_id: Annotated[int, Path(alias="userId")],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    rt: RuntimeDep,
 ) -> UserRead:
-    return UserRead.of(await service.get(session, principal, user_id=user_id))
+    return UserRead.of(await service.get(session, rt, principal, user_id=user_id))
 
 
 @router.put("/{userId}", response_model=UserRead, responses=problems(401, 403, 404, 409, 422))

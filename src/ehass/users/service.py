@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments import service as appointment_service
+from ehass.audit import service as audit
 from ehass.auth import service as auth_service
-from ehass.core.pagination import Page, decode_cursor, encode_cursor
+from ehass.core.pagination import Page, after_id, encode_cursor
 from ehass.core.passwords import hash_password, password_problem, verify_password
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
@@ -31,6 +34,63 @@ class EmailTakenError(ConflictError):
 class UserNotFoundError(NotFoundError):
     slug = "user-not-found"
     title = "User not found"
+
+
+def _fields(user: User) -> dict[str, Any]:
+    """What the audit trail compares before and after a change (personal values redacted)."""
+    fields: dict[str, Any] = {
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "is_active": user.is_active,
+    }
+    if user.patient is not None:
+        fields |= {"patient_id": user.patient.id, "date_of_birth": user.patient.date_of_birth}
+    if user.doctor is not None:
+        fields |= {
+            "doctor_id": user.doctor.id,
+            "specialty": user.doctor.specialty,
+            "timezone": user.doctor.timezone,
+        }
+    return fields
+
+
+def _audit_created(session: AsyncSession, rt: Runtime, user: User) -> None:
+    now = rt.clock.now()
+    audit.record(
+        session,
+        at=now,
+        action="user.create",
+        entity="user",
+        entity_id=user.id,
+        changes=audit.snapshot(_fields(user)),
+    )
+    if user.patient is not None:
+        audit.record(
+            session,
+            at=now,
+            action="patient.create",
+            entity="patient",
+            entity_id=user.patient.id,
+            changes=audit.snapshot(
+                {"user_id": user.id, "date_of_birth": user.patient.date_of_birth}
+            ),
+        )
+    if user.doctor is not None:
+        audit.record(
+            session,
+            at=now,
+            action="doctor.create",
+            entity="doctor",
+            entity_id=user.doctor.id,
+            changes=audit.snapshot(
+                {
+                    "user_id": user.id,
+                    "specialty": user.doctor.specialty,
+                    "timezone": user.doctor.timezone,
+                }
+            ),
+        )
 
 
 def _check_password(password: str, field: str = "password") -> None:
@@ -71,6 +131,7 @@ async def register(session: AsyncSession, rt: Runtime, *, request: RegisterReque
         assert request.specialty is not None
         user.doctor = Doctor(specialty=request.specialty, timezone=request.timezone or "UTC")
     await _insert(session, user)
+    _audit_created(session, rt, user)
     return user
 
 
@@ -94,6 +155,7 @@ async def create_admin(
         doctor=None,
     )
     await _insert(session, user)
+    _audit_created(session, rt, user)
     return user
 
 
@@ -124,8 +186,18 @@ async def _manageable_user(session: AsyncSession, principal: Principal, user_id:
     return user
 
 
-async def get(session: AsyncSession, principal: Principal, *, user_id: int) -> User:
-    return await _visible_user(session, principal, user_id)
+async def get(session: AsyncSession, rt: Runtime, principal: Principal, *, user_id: int) -> User:
+    user = await _visible_user(session, principal, user_id)
+    if user.patient is not None and principal.user_id != user.id:
+        # Someone else opened a patient's record: HIPAA wants that read on the record.
+        audit.record(
+            session,
+            at=rt.clock.now(),
+            action="patient.read",
+            entity="patient",
+            entity_id=user.patient.id,
+        )
+    return user
 
 
 async def update(
@@ -148,6 +220,7 @@ async def update(
             raise UnprocessableError(f"Only doctors have a {field}.", loc=("body", field))
 
     now = rt.clock.now()
+    before = _fields(user)
     if "password" in sent:
         assert request.password is not None
         # An administrator resetting someone else's password needs no current one.
@@ -187,12 +260,27 @@ async def update(
         await session.flush()
     except IntegrityError as exc:
         raise EmailTakenError("An account with this email already exists.") from exc
+    changes = audit.changes_between(before, _fields(user))
+    if "password" in sent:
+        changes["password"] = {"before": audit.REDACTED, "after": audit.REDACTED}
+    if changes:
+        audit.record(
+            session, at=now, action="user.update", entity="user", entity_id=user.id, changes=changes
+        )
     return user
 
 
 async def _deactivate(session: AsyncSession, rt: Runtime, user: User) -> None:
     user.is_active = False
     user.updated_at = rt.clock.now()
+    audit.record(
+        session,
+        at=user.updated_at,
+        action="user.deactivate",
+        entity="user",
+        entity_id=user.id,
+        changes={"is_active": {"before": True, "after": False}},
+    )
     await auth_service.revoke_user_sessions(session, rt, user_id=user.id, reason="deactivated")
     await appointment_service.cancel_future_of(
         session,
@@ -223,9 +311,9 @@ async def list_users(
 ) -> Page[User]:
     if not principal.is_admin:
         raise PermissionDeniedError("Only administrators may list users.")
-    after_id = decode_cursor(cursor, types=(int,))[0] if cursor else None
+    last_id = after_id(cursor)
     rows = await repository.list_users(
-        session, role=role, is_active=is_active, q=q, after_id=after_id, limit=limit + 1
+        session, role=role, is_active=is_active, q=q, after_id=last_id, limit=limit + 1
     )
     items = rows[:limit]
     next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None
