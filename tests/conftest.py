@@ -9,6 +9,7 @@ processes (concurrency) use `committed_database` instead and clean up after them
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -125,9 +126,19 @@ def app(
     return create_app(settings, clock=clock, database=Database(engine, sessionmaker))
 
 
+_addresses = itertools.count(1)
+
+
 @pytest.fixture
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+def client_ip() -> str:
+    """A documentation-range address of the test's own: per-address counters never leak
+    from one test into the next, even when Redis keeps them for the whole run."""
+    return f"2001:db8::{next(_addresses):x}"
+
+
+@pytest.fixture
+async def client(app: Any, client_ip: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
     await app.state.runtime.shared.close()

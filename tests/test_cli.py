@@ -96,3 +96,10 @@ def test_openapi_command_prints_the_document(env):
     result = ehass(env, "openapi")
     assert result.returncode == 0
     assert result.stdout.startswith("openapi: 3.")
+
+
+def test_audit_verify_reports_an_intact_chain(env):
+    assert ehass(env, "db", "upgrade").returncode == 0
+    result = ehass(env, "audit", "verify")
+    assert result.returncode == 0, result.stderr
+    assert "intact" in result.stdout

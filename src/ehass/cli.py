@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,9 +14,33 @@ from pydantic import ValidationError
 from ehass.config import get_settings
 
 
+def _plain_http_refusal(args: argparse.Namespace) -> str | None:
+    """Why production must not serve plain HTTP here, or None when it may."""
+    settings = get_settings()
+    if settings.env != "production" or args.ssl_certfile or settings.forwarded_allow_ips:
+        return None
+    try:
+        if ipaddress.ip_address(args.host).is_loopback:
+            return None
+    except ValueError:
+        if args.host == "localhost":
+            return None
+    return (
+        f"refusing to serve plain HTTP on {args.host} in production: give --ssl-certfile and "
+        "--ssl-keyfile, or run behind a TLS proxy and set EHASS_FORWARDED_ALLOW_IPS"
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if refusal := _plain_http_refusal(args):
+        print(f"ehass: {refusal}", file=sys.stderr)
+        return 2
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        print("ehass: --ssl-certfile and --ssl-keyfile go together", file=sys.stderr)
+        return 2
+    forwarded = get_settings().forwarded_allow_ips
     uvicorn.run(
         "ehass.main:create_app",
         factory=True,
@@ -27,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
+        proxy_headers=forwarded is not None,
+        forwarded_allow_ips=forwarded,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=20,
         log_level="warning",
@@ -56,6 +83,12 @@ def _seed_demo(args: argparse.Namespace) -> int:
     from ehass.seed import seed_demo
 
     return asyncio.run(seed_demo(get_settings()))
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from ehass.seed import verify_audit
+
+    return asyncio.run(verify_audit(get_settings()))
 
 
 def _openapi(args: argparse.Namespace) -> int:
@@ -90,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = commands.add_parser("seed-demo", help="load demo doctors, patients and availability")
     seed.set_defaults(handler=_seed_demo)
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser(
+        "verify", help="recompute the hash chain; exit 1 when it is broken"
+    ).set_defaults(handler=_audit_verify)
+
     openapi = commands.add_parser("openapi", help="print the OpenAPI document as YAML")
     openapi.set_defaults(handler=_openapi)
     return parser

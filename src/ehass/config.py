@@ -15,6 +15,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from ehass.core.crypto import parse_keys
+
 # A development default that production refuses: see `_refuse_default_secrets`.
 DEVELOPMENT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105
 MIN_SECRET_LENGTH = 32
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "ehass"
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    # `kid:base64(32 bytes)`, newest first; older keys only decrypt (see `ehass keys rotate`).
+    encryption_keys: SecretStr | None = None
+    mfa_required_for_staff: bool = False
 
     jwt_issuer: str = "ehass"
     jwt_audience: str = "ehass-api"
@@ -41,11 +46,15 @@ class Settings(BaseSettings):
 
     cancellation_notice_hours: int = Field(default=24, ge=0)
     rate_limit_enabled: bool = True
+    rate_limit_per_address: str = "1200/minute"
+    rate_limit_auth_per_address: str = "60/minute"
     login_failures_per_account: int = 10
     login_failures_per_address: int = 100
     login_failure_window_minutes: int = 15
     idempotency_hours: int = 24
 
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or "*").
+    forwarded_allow_ips: str | None = None
     max_body_bytes: int = 1024 * 1024
     cors_origins: list[str] = []
     log_level: str = "INFO"
@@ -79,6 +88,13 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_LENGTH} characters outside development "
                     '(for example: python3 -c "import secrets; print(secrets.token_urlsafe(48))")'
                 )
+            if self.env == "production" and self.encryption_keys is None:
+                raise ValueError(
+                    "EHASS_ENCRYPTION_KEYS must be set in production "
+                    "(kid:base64 of 32 random bytes, newest first)"
+                )
+        if self.encryption_keys is not None:
+            parse_keys(self.encryption_keys.get_secret_value())  # fail early on a malformed list
         return self
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ehass.audit import service as audit
 from ehass.config import Settings
 from ehass.errors import DomainError
 
@@ -84,17 +86,74 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work outside a request (CLI, jobs): sealed into the audit chain and
+        committed on success, rolled back on any error."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await audit.seal(session)
+                await session.commit()
+            except BaseException:
+                audit.discard(session)
+                await session.rollback()
+                raise
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yields the request's session; commits when the endpoint returns, else rolls back."""
+    """Yields the request's session; commits when the endpoint returns, else rolls back.
+
+    The audit entries the request queued are sealed into the chain in the same
+    transaction, right before it commits; a denied access is recorded on its own.
+    """
     database: Database = request.app.state.database
     async with database.sessionmaker() as session:
         try:
             yield session
+            await audit.seal(session)
             await session.commit()
         except DomainError as exc:
-            await (session.commit() if exc.keep_changes else session.rollback())
+            if exc.keep_changes:
+                await audit.seal(session)
+                await session.commit()
+            else:
+                audit.discard(session)
+                await session.rollback()
+            if exc.status_code in DENIALS and exc.audit_as_denial:
+                await _record_denial(database, request, exc)
             raise
         except BaseException:
+            audit.discard(session)
             await session.rollback()
             raise
+
+
+DENIALS = frozenset({401, 403, 404})
+
+
+async def _record_denial(database: Database, request: Request, exc: DomainError) -> None:
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    params = request.path_params
+    entity_id = next(iter(params.values()), None) if params else None
+    async with database.sessionmaker() as session:
+        audit.record(
+            session,
+            at=request.app.state.runtime.clock.now(),
+            action="access.denied",
+            entity=_entity_of(template),
+            entity_id=entity_id,
+            changes={"status": exc.status_code, "method": request.method, "route": template},
+        )
+        await audit.seal(session)
+        await session.commit()
+
+
+def _entity_of(template: str) -> str:
+    """`/api/v1/appointments/{appointmentId}` -> `appointment`."""
+    parts = [p for p in template.split("/") if p and not p.startswith("{")]
+    resource = parts[-1] if parts else "unknown"
+    if resource in {"availability", "session", "sessions"}:
+        return "session" if resource.startswith("session") else resource
+    return resource[:-1] if resource.endswith("s") else resource

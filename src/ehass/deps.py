@@ -9,9 +9,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.auth import service as auth_service
+from ehass.core import context
 from ehass.core.principal import ClientInfo, Principal
 from ehass.db import get_session
-from ehass.errors import NotAuthenticatedError
+from ehass.errors import NotAuthenticatedError, PermissionDeniedError
 from ehass.runtime import Runtime
 
 # OAuth2 password flow so Swagger UI's "Authorize" works against /auth/login.
@@ -22,12 +23,8 @@ def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_client(request: Request) -> ClientInfo:
-    return ClientInfo(
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-        request_id=request.state.request_id,
-    )
+def get_client() -> ClientInfo:
+    return context.current().client
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -35,12 +32,28 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ClientDep = Annotated[ClientInfo, Depends(get_client)]
 
 
+# What staff who still must enrol a second factor may call.
+MFA_ENROLMENT_PATHS = frozenset(
+    f"/api/v1/auth/{p}" for p in ("mfa/enroll", "mfa/confirm", "session", "logout", "refresh")
+)
+
+
 async def current_principal(
-    session: SessionDep, rt: RuntimeDep, token: Annotated[str | None, Depends(_bearer)]
+    request: Request,
+    session: SessionDep,
+    rt: RuntimeDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     if not token:
         raise NotAuthenticatedError("Send an access token: Authorization: Bearer <token>.")
-    return await auth_service.authenticate(session, rt, token=token)
+    principal = await auth_service.authenticate(session, rt, token=token)
+    context.set_principal(principal)
+    if principal.mfa_pending and request.url.path not in MFA_ENROLMENT_PATHS:
+        raise PermissionDeniedError(
+            "Set up multi-factor authentication first (POST /api/v1/auth/mfa/enroll), "
+            "then refresh the tokens."
+        )
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -27,6 +27,8 @@ class DomainError(Exception):
     title: ClassVar[str] = "Bad request"
     # True when the transaction must still commit (a revocation that answers 401).
     keep_changes: bool = False
+    # False when the service records its own, more precise audit entry for this failure.
+    audit_as_denial: bool = True
 
     def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
         super().__init__(detail or self.title)

@@ -8,9 +8,11 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
+from ehass.admin.router import router as admin_router
 from ehass.appointments.router import router as appointments_router
 from ehass.auth.router import router as auth_router
 from ehass.availability.router import router as availability_router
@@ -19,8 +21,13 @@ from ehass.core.clock import Clock, SystemClock
 from ehass.db import Database
 from ehass.doctors.router import router as doctors_router
 from ehass.errors import PROBLEM_JSON, install_error_handlers
+from ehass.openapi import problems
 from ehass.logging import configure_logging
-from ehass.middleware import RequestContextMiddleware
+from ehass.middleware import (
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from ehass.ops.router import router as ops_router
 from ehass.runtime import Runtime
 from ehass.shared import SharedState
@@ -72,11 +79,30 @@ def create_app(
         doctors_router,
         availability_router,
         appointments_router,
+        admin_router,
     ):
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)
     install_error_handlers(app)
+    # Added innermost first: requests pass context -> security headers -> CORS -> limits.
+    if settings.rate_limit_enabled:
+        app.add_middleware(
+            RateLimitMiddleware,
+            shared=shared,
+            general=settings.rate_limit_per_address,
+            auth=settings.rate_limit_auth_per_address,
+        )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["Location", "X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -92,10 +118,22 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    # Error bodies are problem+json only; FastAPI also lists the default media type.
-    for path in schema.get("paths", {}).values():
+    # Every operation may be rate limited or fail unexpectedly; one with a body may get
+    # a body it cannot decode or one that is too large. Error bodies are problem+json only (FastAPI also lists the
+    # default media type).
+    everywhere = problems(429, 500)
+    with_body = problems(400, 413)  # 400: a body that is not even text
+    for name, path in schema.get("paths", {}).items():
         for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            extra = {**everywhere, **(with_body if "requestBody" in operation else {})}
+            if name.startswith(RateLimitMiddleware.EXEMPT):
+                extra.pop(429)
+            for status, declared in extra.items():
+                if str(status) not in responses:
+                    entry = {k: v for k, v in declared.items() if k != "model"}
+                    responses[str(status)] = entry
+            for status, response in responses.items():
                 content = response.get("content", {})
                 if status[:1] in "45" and PROBLEM_JSON in content:
                     content.pop("application/json", None)

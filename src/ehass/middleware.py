@@ -3,14 +3,19 @@ problem+json 500 (never a traceback) for anything unexpected."""
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
 
 import structlog
+from limits import parse as parse_limit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ehass.core import context
+from ehass.core.principal import ClientInfo
 from ehass.errors import problem, unexpected_error
+from ehass.shared import SharedState
 
 log = structlog.get_logger("ehass.request")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -59,6 +64,13 @@ class RequestContextMiddleware:
             return message
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        client = scope.get("client")
+        user_agent = headers.get(b"user-agent", b"").decode("latin-1")[:255] or None
+        context_token = context.begin(
+            ClientInfo(
+                ip=client[0] if client else None, user_agent=user_agent, request_id=request_id
+            )
+        )
         try:
             declared = headers.get(b"content-length", b"0")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -88,3 +100,85 @@ class RequestContextMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+            context.end(context_token)
+
+
+_API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# Swagger UI and ReDoc pages bootstrap with an inline script; only they get this policy.
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
+)
+_DOCS_PATHS = ("/docs", "/redoc")
+_COMMON_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+]
+_HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+
+
+class SecurityHeadersMiddleware:
+    """Headers a browser needs to keep health data out of frames, caches and sniffers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        csp = _DOCS_CSP if path.startswith(_DOCS_PATHS) else _API_CSP
+        extra = [*_COMMON_HEADERS, (b"content-security-policy", csp.encode())]
+        if scope.get("scheme") == "https":
+            extra.append(_HSTS)
+        if path.startswith("/api/"):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RateLimitMiddleware:
+    """Requests per client address: a general ceiling, and a tighter one on the endpoints
+    that take passwords or tokens (register, login, refresh)."""
+
+    EXEMPT = ("/healthz", "/readyz", "/static-offline-docs/")
+    AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+
+    def __init__(self, app: ASGIApp, *, shared: SharedState, general: str, auth: str) -> None:
+        self.app = app
+        self.shared = shared
+        self.general = parse_limit(general)
+        self.auth = parse_limit(auth)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(self.EXEMPT):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        limits = [("general", self.general)]
+        if path in self.AUTH_PATHS:
+            limits.append(("auth", self.auth))
+        for name, item in limits:
+            state = await self.shared.hit(item, "requests", name, address)
+            if not state.allowed:
+                response = problem(
+                    429,
+                    detail="Too many requests from this address; slow down.",
+                    slug="rate-limited",
+                    headers={"Retry-After": str(max(1, math.ceil(state.retry_after)))},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

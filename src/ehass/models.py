@@ -1,7 +1,8 @@
 """Every model, imported once so the metadata is complete (Alembic, create_all)."""
 
 from ehass.appointments.models import Appointment, IdempotencyRecord
-from ehass.auth.models import RefreshToken, UserSession
+from ehass.audit.models import AuditChainHead, AuditEntry
+from ehass.auth.models import MfaFactor, RecoveryCode, RefreshToken, UserSession
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.core.base import Base
 from ehass.doctors.models import Doctor
@@ -9,11 +10,15 @@ from ehass.users.models import Patient, User
 
 __all__ = [
     "Appointment",
+    "AuditChainHead",
+    "AuditEntry",
     "AvailabilityOverride",
     "Base",
     "Doctor",
     "IdempotencyRecord",
+    "MfaFactor",
     "Patient",
+    "RecoveryCode",
     "RefreshToken",
     "User",
     "UserSession",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ehass.config import Settings
+from ehass.core import crypto
 from ehass.core.clock import Clock
 from ehass.core.tokens import TokenSigner
 from ehass.shared import SharedState
@@ -20,6 +21,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock, shared: SharedState) -> Runtime:
+        crypto.configure(build_keyring(settings))
         signer = TokenSigner(
             secret=settings.secret_key.get_secret_value(),
             issuer=settings.jwt_issuer,
@@ -30,3 +32,9 @@ class Runtime:
     @property
     def cancellation_notice(self) -> timedelta:
         return timedelta(hours=self.settings.cancellation_notice_hours)
+
+
+def build_keyring(settings: Settings) -> crypto.Keyring:
+    if settings.encryption_keys is not None:
+        return crypto.Keyring(tuple(crypto.parse_keys(settings.encryption_keys.get_secret_value())))
+    return crypto.Keyring((crypto.derived_key(settings.secret_key.get_secret_value()),))

@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass.audit import service as audit_service
 from ehass.availability.schemas import AvailabilityWrite
 from ehass.availability.service import replace as replace_availability
 from ehass.config import Settings
@@ -50,7 +51,7 @@ async def _with_session(settings: Settings) -> tuple[Database, Runtime]:
 async def create_admin(settings: Settings, email: str, name: str, password: str) -> int:
     database, rt = await _with_session(settings)
     try:
-        async with database.sessionmaker.begin() as session:
+        async with database.transaction() as session:
             user = await user_service.create_admin(
                 session, rt, email=email, name=name, password=password
             )
@@ -62,6 +63,23 @@ async def create_admin(settings: Settings, email: str, name: str, password: str)
     finally:
         await rt.shared.close()
         await database.dispose()
+
+
+async def verify_audit(settings: Settings) -> int:
+    database = Database.from_settings(settings)
+    try:
+        async with database.sessionmaker() as session:
+            result = await audit_service.verify(session)
+    finally:
+        await database.dispose()
+    if result.ok:
+        print(f"audit trail intact: {result.checked} entries verified")
+        return 0
+    print(
+        f"audit trail BROKEN at entry {result.first_bad_id} ({result.checked} entries checked)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 async def _ensure_user(
@@ -79,7 +97,7 @@ async def seed_demo(settings: Settings) -> int:
     database, rt = await _with_session(settings)
     created = 0
     try:
-        async with database.sessionmaker.begin() as session:
+        async with database.transaction() as session:
             if await user_repository.get_user_by_email(session, DEMO_ADMIN[0]) is None:
                 await user_service.create_admin(
                     session, rt, email=DEMO_ADMIN[0], name=DEMO_ADMIN[1], password=DEMO_PASSWORD

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import structlog
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -27,7 +27,8 @@ class SharedState:
     def __init__(self, settings: Settings) -> None:
         self.prefix = settings.redis_key_prefix
         self.redis: Redis | None = None
-        storage: Storage
+        self._local_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._shared_limiter: MovingWindowRateLimiter | None = None
         if settings.redis_url:
             self.redis = Redis.from_url(
                 settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
@@ -39,9 +40,7 @@ class SharedState:
                 socket_timeout=1.0,
                 socket_connect_timeout=1.0,
             )
-        else:
-            storage = MemoryStorage()
-        self.limiter = MovingWindowRateLimiter(storage)
+            self._shared_limiter = MovingWindowRateLimiter(storage)
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -88,13 +87,30 @@ class SharedState:
             return None
         return None if value is None else value == b"1"
 
-    # --- counters (failed logins) -------------------------------------------------------
+    # --- counters (failed logins, request rates) ----------------------------------------
+    # Redis counters are shared by every instance; when Redis does not answer, each process
+    # keeps counting in memory rather than letting requests through unlimited.
+
+    async def _with_fallback(self, call: str, item: RateLimitItem, *keys: str) -> object:
+        if self._shared_limiter is not None:
+            try:
+                return await getattr(self._shared_limiter, call)(item, *keys)
+            except Exception:  # limits wraps every storage failure differently
+                log.warning("redis.rate_limit_unavailable")
+        return await getattr(self._local_limiter, call)(item, *keys)
 
     async def limit_state(self, item: RateLimitItem, *keys: str) -> LimitState:
-        if await self.limiter.test(item, *keys):
+        """Whether one more hit is allowed, without counting it."""
+        if await self._with_fallback("test", item, *keys):
             return LimitState(True, 0.0)
-        stats = await self.limiter.get_window_stats(item, *keys)
-        return LimitState(False, max(1.0, stats.reset_time - time.time()))
+        return LimitState(False, await self._retry_after(item, *keys))
 
-    async def hit(self, item: RateLimitItem, *keys: str) -> None:
-        await self.limiter.hit(item, *keys)
+    async def hit(self, item: RateLimitItem, *keys: str) -> LimitState:
+        """Counts a hit; says whether it was within the limit."""
+        if await self._with_fallback("hit", item, *keys):
+            return LimitState(True, 0.0)
+        return LimitState(False, await self._retry_after(item, *keys))
+
+    async def _retry_after(self, item: RateLimitItem, *keys: str) -> float:
+        stats = await self._with_fallback("get_window_stats", item, *keys)
+        return max(1.0, stats.reset_time - time.time())  # type: ignore[attr-defined]

@@ -215,3 +215,32 @@ async def test_refresh_keeps_session_alive_until_absolute_lifetime(api, factorie
     clock.at = started + timedelta(hours=12)
     response = await api("POST", "/auth/refresh", json={"refresh_token": refresh_token})
     assert response.status_code == 401
+
+
+async def test_session_list_and_revoke(api, factories):
+    user = await factories.patient()
+    phone = await factories.login(user)
+    laptop = await factories.login(user)
+    listed = await api("GET", "/auth/sessions", token=laptop["access_token"])
+    assert listed.status_code == 200
+    sessions = listed.json()["items"]
+    assert len(sessions) == 2
+    current = [s for s in sessions if s["current"]]
+    assert len(current) == 1
+    phone_session = next(s for s in sessions if not s["current"])["session_id"]
+
+    revoked = await api("DELETE", f"/auth/sessions/{phone_session}", token=laptop["access_token"])
+    assert revoked.status_code == 204
+    assert (await api("GET", "/auth/session", token=phone["access_token"])).status_code == 401
+    assert (await api("GET", "/auth/session", token=laptop["access_token"])).status_code == 200
+
+
+async def test_cannot_revoke_someone_elses_session(api, factories):
+    victim = await factories.login(await factories.patient())
+    attacker = await factories.token(await factories.patient())
+    victim_sid = (await api("GET", "/auth/session", token=victim["access_token"])).json()[
+        "session_id"
+    ]
+    response = await api("DELETE", f"/auth/sessions/{victim_sid}", token=attacker)
+    assert response.status_code == 404
+    assert (await api("GET", "/auth/session", token=victim["access_token"])).status_code == 200

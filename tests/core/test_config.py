@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 from pydantic import ValidationError
 
@@ -28,10 +30,19 @@ def test_production_refuses_missing_or_default_secret(monkeypatch, secret):
         Settings(_env_file=None)
 
 
-def test_production_starts_with_a_real_secret(monkeypatch):
+def test_production_starts_with_a_real_secret_and_encryption_keys(monkeypatch):
     monkeypatch.setenv("EHASS_ENV", "production")
     monkeypatch.setenv("EHASS_SECRET_KEY", "k" * 48)
+    with pytest.raises(ValidationError, match="EHASS_ENCRYPTION_KEYS"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("EHASS_ENCRYPTION_KEYS", "k1:" + base64.urlsafe_b64encode(b"x" * 32).decode())
     assert Settings(_env_file=None).env == "production"
+
+
+def test_malformed_encryption_keys_are_refused(monkeypatch):
+    monkeypatch.setenv("EHASS_ENCRYPTION_KEYS", "k1:short")
+    with pytest.raises(ValidationError, match="encryption key"):
+        Settings(_env_file=None)
 
 
 def test_yaml_file_is_read_and_environment_wins(monkeypatch, tmp_path):

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ehass.core.base import Base, IntIdMixin, UTCDateTime
+from ehass.core.base import Base, Encrypted, IntIdMixin, UTCDateTime
 
 
 class UserSession(Base):
@@ -32,4 +32,25 @@ class RefreshToken(IntIdMixin, Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaFactor(Base):
+    """A user's TOTP authenticator; the shared secret is encrypted at rest."""
+
+    __tablename__ = "mfa_factors"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    secret: Mapped[str] = mapped_column(Encrypted("mfa_factors.secret"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last 30-second step a code was accepted for: a code is never accepted twice.
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(IntIdMixin, Base):
+    __tablename__ = "mfa_recovery_codes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -71,3 +71,16 @@ async def revoke_sessions(
             .execution_options(synchronize_session=False)
         )
     return live
+
+
+async def live_sessions(session: AsyncSession, *, user_id: int, now: datetime) -> list[UserSession]:
+    query = (
+        select(UserSession)
+        .where(
+            UserSession.user_id == user_id,
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > now,
+        )
+        .order_by(UserSession.created_at.desc())
+    )
+    return list((await session.execute(query)).scalars())

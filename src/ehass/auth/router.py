@@ -1,11 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ehass.auth import service
-from ehass.auth.schemas import LoginRequest, RefreshRequest, SessionRead, TokenPair
+from ehass.auth import mfa, service
+from ehass.auth.schemas import (
+    LoginRequest,
+    MfaCode,
+    MfaDisable,
+    MfaEnrolment,
+    MfaRecoveryCodes,
+    RefreshRequest,
+    SessionList,
+    SessionRead,
+    SessionSummary,
+    TokenPair,
+)
 from ehass.deps import ClientDep, CurrentPrincipal, RuntimeDep, SessionDep
 from ehass.openapi import problems
 from ehass.users import service as user_service
@@ -39,6 +52,7 @@ async def _login_request(request: Request) -> LoginRequest:
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()
             fields = {
+                "otp": form.get("otp"),
                 "email": form.get("username") or form.get("email"),
                 "password": form.get("password"),
             }
@@ -71,7 +85,9 @@ async def login(
     request: Request, session: SessionDep, rt: RuntimeDep, client: ClientDep
 ) -> TokenPair:
     body = await _login_request(request)
-    return await service.login(session, rt, email=body.email, password=body.password, client=client)
+    return await service.login(
+        session, rt, email=body.email, password=body.password, otp=body.otp, client=client
+    )
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problems(401, 422, 429))
@@ -95,3 +111,61 @@ async def current_session(principal: CurrentPrincipal, session: SessionDep) -> S
         created_at=user_session.created_at,
         expires_at=user_session.expires_at,
     )
+
+
+@router.get("/sessions", response_model=SessionList, responses=problems(401))
+async def list_sessions(
+    principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep
+) -> SessionList:
+    sessions = await service.list_sessions(session, rt, principal)
+    return SessionList(
+        items=[
+            SessionSummary(
+                session_id=s.id,
+                created_at=s.created_at,
+                last_seen_at=s.last_seen_at,
+                expires_at=s.expires_at,
+                ip=s.ip,
+                user_agent=s.user_agent,
+                current=s.id == principal.session_id,
+            )
+            for s in sessions
+        ]
+    )
+
+
+@router.delete("/sessions/{sessionId}", status_code=204, responses=problems(401, 404, 422))
+async def revoke_session(
+    session_id: Annotated[str, Path(alias="sessionId", max_length=64)],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    rt: RuntimeDep,
+) -> Response:
+    await service.revoke_session(session, rt, principal, session_id=session_id)
+    return Response(status_code=204)
+
+
+@router.post("/mfa/enroll", response_model=MfaEnrolment, responses=problems(401, 409))
+async def enroll_mfa(
+    principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep
+) -> MfaEnrolment:
+    enrolment = await mfa.enroll(session, rt, principal)
+    return MfaEnrolment(
+        secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_svg=enrolment.qr_svg
+    )
+
+
+@router.post("/mfa/confirm", response_model=MfaRecoveryCodes, responses=problems(401, 409, 422))
+async def confirm_mfa(
+    body: MfaCode, principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep
+) -> MfaRecoveryCodes:
+    codes = await mfa.confirm(session, rt, principal, code=body.code)
+    return MfaRecoveryCodes(recovery_codes=codes)
+
+
+@router.post("/mfa/disable", status_code=204, responses=problems(401, 403, 422))
+async def disable_mfa(
+    body: MfaDisable, principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    await mfa.disable(session, rt, principal, password=body.password)
+    return Response(status_code=204)

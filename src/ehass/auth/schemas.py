@@ -10,6 +10,14 @@ from ehass.core.schemas import RequestModel, ResponseModel, UtcDateTime
 class LoginRequest(RequestModel):
     email: Annotated[str, Field(min_length=1, max_length=254)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    otp: Annotated[
+        str | None,
+        Field(
+            default=None,
+            max_length=32,
+            description="The authenticator code (or a recovery code) when MFA is enabled.",
+        ),
+    ] = None
 
 
 class RefreshRequest(RequestModel):
@@ -29,3 +37,35 @@ class SessionRead(ResponseModel):
     role: str
     created_at: UtcDateTime
     expires_at: UtcDateTime
+
+
+class SessionSummary(ResponseModel):
+    session_id: str
+    created_at: UtcDateTime
+    last_seen_at: UtcDateTime
+    expires_at: UtcDateTime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionList(ResponseModel):
+    items: list[SessionSummary]
+
+
+class MfaEnrolment(ResponseModel):
+    secret: str = Field(description="Base32 secret, for entering by hand")
+    otpauth_uri: str
+    qr_svg: str = Field(description="The otpauth URI as a QR code, an SVG data URI")
+
+
+class MfaCode(RequestModel):
+    code: Annotated[str, Field(min_length=6, max_length=32)]
+
+
+class MfaRecoveryCodes(ResponseModel):
+    recovery_codes: list[str] = Field(description="Shown once; each works once instead of a code")
+
+
+class MfaDisable(RequestModel):
+    password: Annotated[str, Field(min_length=1, max_length=1024)]

@@ -8,7 +8,8 @@ import structlog
 from limits import RateLimitItemPerMinute
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ehass.auth import repository
+from ehass.audit import service as audit
+from ehass.auth import mfa, repository
 from ehass.auth.models import RefreshToken, UserSession
 from ehass.auth.schemas import TokenPair
 from ehass.core.passwords import hash_password, needs_rehash, verify_password
@@ -35,12 +36,21 @@ ACTIVE_CACHE_SECONDS = 60
 class InvalidCredentialsError(NotAuthenticatedError):
     slug = "invalid-credentials"
     title = "Invalid credentials"
+    keep_changes = True  # the audit entry of the failure must be committed
+    audit_as_denial = False
+
+
+class MfaRequiredError(NotAuthenticatedError):
+    slug = "mfa-required"
+    title = "Second factor required"
+    audit_as_denial = False
 
 
 class SessionEndedError(NotAuthenticatedError):
     slug = "session-ended"
     title = "Session ended"
     keep_changes = True  # the revocation that ends it must be committed
+    audit_as_denial = False
 
 
 def _failure_limits(rt: Runtime) -> tuple[RateLimitItemPerMinute, RateLimitItemPerMinute]:
@@ -72,7 +82,7 @@ async def _count_failure(rt: Runtime, email: str, ip: str) -> None:
 
 
 def _issue_access(
-    rt: Runtime, user: User, user_session: UserSession, now: datetime
+    rt: Runtime, user: User, user_session: UserSession, now: datetime, *, mfa_pending: bool
 ) -> tuple[str, int]:
     expires_at = min(
         now + timedelta(minutes=rt.settings.access_token_minutes), user_session.expires_at
@@ -84,6 +94,7 @@ def _issue_access(
         patient_id=user.patient.id if user.patient else None,
         doctor_id=user.doctor.id if user.doctor else None,
         expires_at=expires_at,
+        mfa_pending=mfa_pending,
     )
     return rt.signer.issue(claims, now=now), int((expires_at - now).total_seconds())
 
@@ -94,8 +105,21 @@ def _add_refresh_token(session: AsyncSession, session_id: str, now: datetime) ->
     return token
 
 
+async def _mfa_pending(session: AsyncSession, rt: Runtime, user: User) -> bool:
+    """Staff without a second factor, when the setting makes one mandatory for them."""
+    if not rt.settings.mfa_required_for_staff or user.role == Role.PATIENT:
+        return False
+    return await mfa.confirmed_factor(session, user.id) is None
+
+
 async def login(
-    session: AsyncSession, rt: Runtime, *, email: str, password: str, client: ClientInfo
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    email: str,
+    password: str,
+    client: ClientInfo,
+    otp: str | None = None,
 ) -> TokenPair:
     email = email.strip().lower()
     ip = client.ip or "unknown"
@@ -105,9 +129,28 @@ async def login(
     user = await get_user_by_email(session, email)
     # Verified even for unknown emails, so the answer takes as long either way.
     valid = await verify_password(user.password_hash if user else None, password)
+    reason = _failure_reason(user, valid)
+    factor = (
+        await mfa.confirmed_factor(session, user.id) if user and valid and user.is_active else None
+    )
+    if factor is not None:
+        if not otp:
+            raise MfaRequiredError("Enter the code from your authenticator app (field `otp`).")
+        if not await mfa.check_second_factor(session, factor, code=otp, now=rt.clock.now()):
+            valid, reason = False, "wrong_otp"
     if user is None or not valid or not user.is_active:
         if limited:
             await _count_failure(rt, email, ip)
+        audit.record(
+            session,
+            at=rt.clock.now(),
+            action="auth.login_failed",
+            entity="user",
+            entity_id=user.id if user else None,
+            actor_id=user.id if user else None,
+            actor_role=user.role if user else None,
+            changes={"reason": reason},
+        )
         log.info("auth.login_failed", user_id=user.id if user else None)
         raise InvalidCredentialsError("Invalid email or password.")
 
@@ -126,7 +169,18 @@ async def login(
     session.add(user_session)
     await session.flush()
     refresh = _add_refresh_token(session, user_session.id, now)
-    access, expires_in = _issue_access(rt, user, user_session, now)
+    access, expires_in = _issue_access(
+        rt, user, user_session, now, mfa_pending=await _mfa_pending(session, rt, user)
+    )
+    audit.record(
+        session,
+        at=now,
+        action="auth.login",
+        entity="session",
+        entity_id=user_session.id,
+        actor_id=user.id,
+        actor_role=user.role,
+    )
     log.info("auth.login", user_id=user.id, session_id=user_session.id)
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
 
@@ -140,12 +194,30 @@ async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> 
     if user_session.revoked_at is not None or user_session.expires_at <= now:
         raise SessionEndedError("The session has ended; log in again.")
     idle_limit = user_session.last_seen_at + timedelta(minutes=rt.settings.session_idle_minutes)
+    actor = {"actor_id": user.id, "actor_role": user.role}
     if idle_limit <= now:
         await _revoke(session, rt, session_id=user_session.id, reason="idle", now=now)
+        audit.record(
+            session,
+            at=now,
+            action="auth.session_expired",
+            entity="session",
+            entity_id=user_session.id,
+            changes={"reason": "idle"},
+            **actor,
+        )
         raise SessionEndedError("The session was idle too long; log in again.")
     if not await repository.claim_refresh(session, token.id, now=now):
         # A refresh token presented twice was stolen or leaked: end the whole session.
         await _revoke(session, rt, session_id=user_session.id, reason="refresh_reuse", now=now)
+        audit.record(
+            session,
+            at=now,
+            action="auth.refresh_reuse",
+            entity="session",
+            entity_id=user_session.id,
+            **actor,
+        )
         log.warning("auth.refresh_reuse", user_id=user.id, session_id=user_session.id)
         raise SessionEndedError("This refresh token was already used; the session is revoked.")
     if not user.is_active:
@@ -154,8 +226,24 @@ async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> 
 
     user_session.last_seen_at = now
     new_token = _add_refresh_token(session, user_session.id, now)
-    access, expires_in = _issue_access(rt, user, user_session, now)
+    audit.record(
+        session,
+        at=now,
+        action="auth.refresh",
+        entity="session",
+        entity_id=user_session.id,
+        **actor,
+    )
+    access, expires_in = _issue_access(
+        rt, user, user_session, now, mfa_pending=await _mfa_pending(session, rt, user)
+    )
     return TokenPair(access_token=access, refresh_token=new_token, expires_in=expires_in)
+
+
+def _failure_reason(user: User | None, password_ok: bool) -> str:
+    if user is None:
+        return "unknown_email"
+    return "wrong_password" if not password_ok else "inactive"
 
 
 async def _revoke(
@@ -179,6 +267,14 @@ async def _revoke(
     for sid, expires_at in revoked:
         ttl = int((expires_at - now).total_seconds()) + 60
         await rt.shared.cache_session_state(sid, active=False, ttl_seconds=ttl)
+        audit.record(
+            session,
+            at=now,
+            action="session.revoke",
+            entity="session",
+            entity_id=sid,
+            changes={"revoked_reason": {"after": reason}},
+        )
     return len(revoked)
 
 
@@ -233,4 +329,26 @@ async def authenticate(session: AsyncSession, rt: Runtime, *, token: str) -> Pri
         session_id=claims.session_id,
         patient_id=claims.patient_id,
         doctor_id=claims.doctor_id,
+        mfa_pending=claims.mfa_pending,
     )
+
+
+class SessionNotFoundError(NotFoundError):
+    slug = "session-not-found"
+    title = "Session not found"
+
+
+async def list_sessions(
+    session: AsyncSession, rt: Runtime, principal: Principal
+) -> list[UserSession]:
+    return await repository.live_sessions(session, user_id=principal.user_id, now=rt.clock.now())
+
+
+async def revoke_session(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, session_id: str
+) -> None:
+    """Ends one of the caller's own sessions (a lost phone, a shared computer)."""
+    target = await session.get(UserSession, session_id)
+    if target is None or target.user_id != principal.user_id:
+        raise SessionNotFoundError(f"No session {session_id}.")
+    await _revoke(session, rt, session_id=session_id, reason="revoked_by_user", now=rt.clock.now())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import DateTime, Integer, MetaData
+from sqlalchemy import DateTime, Integer, MetaData, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from ehass.core import crypto
 
 # Deterministic constraint names, so Alembic migrations are identical on SQLite and MariaDB.
 NAMING_CONVENTION = {
@@ -46,3 +48,45 @@ class Base(DeclarativeBase):
 
 class IntIdMixin:
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-10)
+
+
+class Encrypted(TypeDecorator[str]):
+    """Text encrypted at rest with the configured keyring (see core/crypto.py).
+
+    `context` names the column; it is bound into each ciphertext so values cannot be moved
+    between columns. Encrypted columns can be stored and read, never searched or compared.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else crypto.keyring().encrypt(value, context=self.context)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else crypto.keyring().decrypt(value, context=self.context)
+
+
+class EncryptedDate(TypeDecorator[date]):
+    """A date encrypted at rest, as its ISO form."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: date | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return crypto.keyring().encrypt(value.isoformat(), context=self.context)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> date | None:
+        if value is None:
+            return None
+        return date.fromisoformat(crypto.keyring().decrypt(value, context=self.context))

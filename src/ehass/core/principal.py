@@ -21,6 +21,8 @@ class Principal:
     session_id: str
     patient_id: int | None = None
     doctor_id: int | None = None
+    # Staff who must enrol a second factor before they may do anything else.
+    mfa_pending: bool = False
 
     @property
     def is_admin(self) -> bool:

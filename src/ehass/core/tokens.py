@@ -26,6 +26,7 @@ class AccessClaims:
     patient_id: int | None
     doctor_id: int | None
     expires_at: datetime
+    mfa_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class TokenSigner:
             "role": claims.role,
             "pid": claims.patient_id,
             "did": claims.doctor_id,
+            "mfa": "enroll" if claims.mfa_pending else None,
             "iat": int(now.timestamp()),
             "exp": int(claims.expires_at.timestamp()),
             "iss": self.issuer,
@@ -70,6 +72,7 @@ class TokenSigner:
                 patient_id=_optional_int(payload.get("pid")),
                 doctor_id=_optional_int(payload.get("did")),
                 expires_at=datetime.fromtimestamp(expires_at, UTC),
+                mfa_pending=payload.get("mfa") == "enroll",
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from exc

@@ -1,0 +1,113 @@
+"""`ehass serve` over TLS, and production's refusal to serve plain HTTP to the network."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+SECRET = "tls-test-secret-that-is-long-enough-0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EHASS_")}
+    env |= {
+        "EHASS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tls.db'}",
+        "EHASS_SECRET_KEY": SECRET,
+        "EHASS_ENV": "production",
+        "EHASS_ENCRYPTION_KEYS": "k1:" + base64.urlsafe_b64encode(b"t" * 32).decode(),
+    }
+    return env
+
+
+def test_serves_https_with_hsts(env, tmp_path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ehass.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--ssl-certfile",
+            str(cert_file),
+            "--ssl-keyfile",
+            str(key_file),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=context, timeout=2)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start: {server.stderr.read().decode()}")
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        assert "server" not in response.headers
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=2)  # untrusted without the CA
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("extra", "args", "refused"),
+    [
+        ({}, ["--host", "0.0.0.0"], True),  # noqa: S104
+        ({"EHASS_FORWARDED_ALLOW_IPS": "10.0.0.5"}, ["--host", "0.0.0.0"], False),  # noqa: S104
+    ],
+)
+def test_production_refuses_plain_http_on_the_network(env, extra, args, refused):
+    port = str(_free_port())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ehass.cli", "serve", *args, "--port", port],
+        env=env | extra,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        code = process.wait(timeout=8)
+    except subprocess.TimeoutExpired:
+        code = None  # still serving: it was allowed to start
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+    if refused:
+        assert code == 2
+        assert "plain HTTP" in process.stderr.read().decode()
+    else:
+        assert code is None
