@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,7 +21,9 @@ from sqlalchemy.ext.asyncio import (
 
 from ehass.audit import service as audit
 from ehass.config import Settings
-from ehass.errors import DomainError
+from ehass.errors import DomainError, ServiceUnavailableError
+
+log = structlog.get_logger("ehass.db")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -123,10 +127,28 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             if exc.status_code in DENIALS and exc.audit_as_denial:
                 await _record_denial(database, request, exc)
             raise
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down, restarting, or chose this transaction as a deadlock
+            # victim: nothing was committed, and the client may simply try again.
+            audit.discard(session)
+            with suppress(Exception):
+                await session.rollback()
+            log.warning("database.unavailable", error=type(exc.orig or exc).__name__)
+            raise DatabaseUnavailableError(
+                "The database could not complete the request; nothing was changed. Retry shortly."
+            ) from exc
         except BaseException:
             audit.discard(session)
             await session.rollback()
             raise
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    slug = "database-unavailable"
+    title = "Database unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 DENIALS = frozenset({401, 403, 404})

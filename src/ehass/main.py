@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from ehass.admin.router import router as admin_router
@@ -21,13 +22,13 @@ from ehass.core.clock import Clock, SystemClock
 from ehass.db import Database
 from ehass.doctors.router import router as doctors_router
 from ehass.errors import PROBLEM_JSON, install_error_handlers
-from ehass.openapi import problems
 from ehass.logging import configure_logging
 from ehass.middleware import (
     RateLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from ehass.openapi import problems
 from ehass.ops.router import router as ops_router
 from ehass.runtime import Runtime
 from ehass.shared import SharedState
@@ -67,6 +68,7 @@ def create_app(
         version=version("ehass"),
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
+        default_response_class=JsonResponse,
     )
     app.state.settings = settings
     app.state.database = database
@@ -108,6 +110,12 @@ def create_app(
     return app
 
 
+class JsonResponse(JSONResponse):
+    """JSON as the contract names it: `application/json; charset=utf-8`."""
+
+    media_type = "application/json; charset=utf-8"
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -118,9 +126,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    # Every operation may be rate limited or fail unexpectedly; one with a body may get
-    # a body it cannot decode or one that is too large. Error bodies are problem+json only (FastAPI also lists the
-    # default media type).
+    # Every operation may be rate limited or fail unexpectedly; one with a body may get a
+    # body it cannot decode or one that is too large. Error bodies are problem+json only
+    # (FastAPI also lists the default media type).
     everywhere = problems(429, 500)
     with_body = problems(400, 413)  # 400: a body that is not even text
     for name, path in schema.get("paths", {}).items():
@@ -136,6 +144,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for status, response in responses.items():
                 content = response.get("content", {})
                 if status[:1] in "45" and PROBLEM_JSON in content:
-                    content.pop("application/json", None)
+                    for media_type in [m for m in content if m.startswith("application/json")]:
+                        del content[media_type]
     app.openapi_schema = schema
     return schema

@@ -141,3 +141,74 @@ async def test_verify_names_the_first_altered_entry(scratch_engine, clock):
     async with sessions() as session:
         result = await audit.verify(session)
     assert result.ok is False and result.first_bad_id == third
+
+
+async def test_every_appointment_change_is_audited_and_a_refused_one_is_not(api, factories):
+    from datetime import UTC, datetime
+
+    admin_token = await factories.token(await factories.admin())
+    doctor = await factories.doctor()
+    patient = await factories.patient()
+    token = await factories.token(patient)
+    slot = datetime(2026, 12, 2, 9, 0, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    booked = await api(
+        "POST",
+        "/appointments",
+        token=token,
+        json={"doctor_id": doctor.doctor.id, "scheduled_at": slot, "reason": "chest pain"},
+    )
+    assert booked.status_code == 201
+    appointment_id = booked.json()["id"]
+    other = await factories.patient()
+    refused = await api(
+        "POST",
+        "/appointments",
+        token=await factories.token(other),
+        json={"doctor_id": doctor.doctor.id, "scheduled_at": slot},
+    )
+    assert refused.status_code == 409
+    moved = await api(
+        "PUT",
+        f"/appointments/{appointment_id}",
+        token=token,
+        json={"scheduled_at": slot.replace("09:00", "10:00")},
+    )
+    assert moved.status_code == 200
+    doctor_token = await factories.token(doctor)
+    assert (
+        await api("GET", f"/appointments/{appointment_id}", token=doctor_token)
+    ).status_code == 200
+    assert (await api("DELETE", f"/appointments/{appointment_id}", token=token)).status_code == 200
+
+    trail = await entries(api, admin_token, entity="appointment", entity_id=appointment_id)
+    actions = [e["action"] for e in reversed(trail)]
+    assert actions == [
+        "appointment.create",
+        "appointment.update",
+        "appointment.read",
+        "appointment.cancel",
+    ]
+    created, updated = trail[-1], trail[-2]
+    assert created["actor_id"] == patient.id and created["actor_role"] == "patient"
+    assert created["changes"]["reason"] == {"after": "[personal data]"}
+    assert updated["changes"]["scheduled_at"]["before"] == slot
+    assert "chest pain" not in str(trail)
+    # The refused booking by the other patient left no appointment.create entry.
+    creates = await entries(api, admin_token, action="appointment.create", actor_id=other.id)
+    assert creates == []
+
+
+async def test_user_changes_and_deactivation_are_audited(api, factories):
+    admin = await factories.admin()
+    admin_token = await factories.token(admin)
+    patient = await factories.patient()
+    renamed = await api("PUT", f"/users/{patient.id}", token=admin_token, json={"name": "New Name"})
+    assert renamed.status_code == 200
+    assert (await api("DELETE", f"/users/{patient.id}", token=admin_token)).status_code == 204
+    trail = await entries(api, admin_token, entity="user", entity_id=patient.id)
+    by_action = {e["action"]: e for e in trail}
+    assert by_action["user.update"]["changes"] == {
+        "name": {"before": "[personal data]", "after": "[personal data]"}
+    }
+    assert by_action["user.deactivate"]["actor_id"] == admin.id
+    assert "patient.read" not in by_action  # an admin's PUT is not a read of the record

@@ -35,7 +35,9 @@ def test_production_starts_with_a_real_secret_and_encryption_keys(monkeypatch):
     monkeypatch.setenv("EHASS_SECRET_KEY", "k" * 48)
     with pytest.raises(ValidationError, match="EHASS_ENCRYPTION_KEYS"):
         Settings(_env_file=None)
-    monkeypatch.setenv("EHASS_ENCRYPTION_KEYS", "k1:" + base64.urlsafe_b64encode(b"x" * 32).decode())
+    monkeypatch.setenv(
+        "EHASS_ENCRYPTION_KEYS", "k1:" + base64.urlsafe_b64encode(b"x" * 32).decode()
+    )
     assert Settings(_env_file=None).env == "production"
 
 

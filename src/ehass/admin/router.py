@@ -3,13 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from ehass.admin import service
 from ehass.admin.schemas import SystemHealth
 from ehass.audit import service as audit_service
 from ehass.audit.schemas import AuditEntryList, AuditVerification
-from ehass.core.schemas import LIMIT_DEFAULT, Limit
+from ehass.core.schemas import LIMIT_DEFAULT, Limit, Rfc3339DateTime
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from ehass.openapi import problems
 
@@ -24,8 +23,8 @@ async def list_audit_logs(
     entity: Annotated[str | None, Query(max_length=32, examples=["appointment"])] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64, examples=["auth.login_failed"])] = None,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[Rfc3339DateTime | None, Query(alias="from")] = None,
+    end: Annotated[Rfc3339DateTime | None, Query(alias="to")] = None,
     limit: Limit = LIMIT_DEFAULT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AuditEntryList:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.users.models import Patient, User
+from ehass.users.repository import lock_user
 
 
 async def get(
@@ -22,6 +23,12 @@ async def get(
 async def get_active_patient(
     session: AsyncSession, patient_id: int, *, for_update: bool = False
 ) -> Patient | None:
+    if for_update:
+        # The account row first, as every locking path does (see users.repository.lock_user).
+        user_id = await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
+        if user_id is None:
+            return None
+        await lock_user(session, user_id)
     query = (
         select(Patient)
         .join(User, Patient.user_id == User.id)
@@ -95,20 +102,31 @@ async def cancel_future(
     now: datetime,
     patient_id: int | None,
     doctor_id: int | None,
-) -> None:
+) -> list[int]:
+    """Cancels the upcoming scheduled appointments of a patient or doctor; their ids."""
     owners = []
     if patient_id is not None:
         owners.append(Appointment.patient_id == patient_id)
     if doctor_id is not None:
         owners.append(Appointment.doctor_id == doctor_id)
     if not owners:
-        return
-    await session.execute(
-        update(Appointment)
-        .where(Appointment.status == Status.SCHEDULED, Appointment.scheduled_at > now, or_(*owners))
-        .values(status=Status.CANCELLED, updated_at=now)
-        .execution_options(synchronize_session=False)
+        return []
+    upcoming = (
+        Appointment.status == Status.SCHEDULED,
+        Appointment.scheduled_at > now,
+        or_(*owners),
     )
+    ids = list(
+        (await session.execute(select(Appointment.id).where(*upcoming).with_for_update())).scalars()
+    )
+    if ids:
+        await session.execute(
+            update(Appointment)
+            .where(Appointment.id.in_(ids))
+            .values(status=Status.CANCELLED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
 
 
 async def find_idempotency(

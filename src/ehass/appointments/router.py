@@ -12,9 +12,8 @@ from ehass.appointments.schemas import (
     AppointmentList,
     AppointmentRead,
     AppointmentUpdate,
-    Rfc3339DateTime,
 )
-from ehass.core.schemas import LIMIT_DEFAULT, Limit
+from ehass.core.schemas import LIMIT_DEFAULT, Limit, Rfc3339DateTime
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from ehass.errors import PROBLEM_JSON
 from ehass.openapi import problems
@@ -109,9 +108,10 @@ async def get_appointment(
     appointment_id: Annotated[int, Path(alias="appointmentId")],
     principal: CurrentPrincipal,
     session: SessionDep,
+    rt: RuntimeDep,
 ) -> AppointmentRead:
     """One appointment, for its patient, its doctor or an administrator; 404 for anyone else."""
-    appointment = await service.get(session, principal, appointment_id=appointment_id)
+    appointment = await service.get(session, rt, principal, appointment_id=appointment_id)
     return AppointmentRead.model_validate(appointment)
 
 

@@ -1,35 +1,13 @@
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic import Field
 
 from ehass.appointments.models import Status
-from ehass.core.schemas import Page, RequestModel, ResponseModel, UtcDateTime
+from ehass.core.schemas import Id, Page, RequestModel, ResponseModel, Rfc3339DateTime, UtcDateTime
 
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
-
-
-def _rfc3339_text(value: object) -> object:
-    # Pydantic alone also takes Unix timestamps (read as UTC) and times without seconds;
-    # the contract allows only RFC 3339 with an explicit offset.
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError(
-            "must be an RFC 3339 date-time with an offset, such as 2026-12-01T14:30:00Z"
-        )
-    return value
-
-
-Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 Reason = Annotated[str, Field(max_length=500)]
-# Ids are JSON integers: no "7", 7.0 or true standing in for 7.
-Id = Annotated[int, Field(strict=True)]
 
 
 class AppointmentCreate(RequestModel):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ehass.appointments import repository, rules
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
+from ehass.audit import service as audit
 from ehass.availability.service import slot_for
 from ehass.core.pagination import Page, decode_cursor, encode_cursor
 from ehass.core.principal import Principal, Role
@@ -207,8 +208,28 @@ async def _book_locked(
     )
     session.add(appointment)
     await _flush_guarded(session)
+    audit.record(
+        session,
+        at=now,
+        action="appointment.create",
+        entity="appointment",
+        entity_id=appointment.id,
+        changes=audit.snapshot(_fields(appointment)),
+    )
     log.info("appointment.booked", appointment_id=appointment.id, doctor_id=doctor.id)
     return appointment
+
+
+def _fields(appointment: Appointment) -> dict[str, Any]:
+    """What the audit trail records of an appointment (the reason only as "changed")."""
+    return {
+        "patient_id": appointment.patient_id,
+        "doctor_id": appointment.doctor_id,
+        "scheduled_at": appointment.scheduled_at,
+        "ends_at": appointment.ends_at,
+        "status": appointment.status,
+        "reason": appointment.reason,
+    }
 
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> Replay:
@@ -339,8 +360,20 @@ async def book(
     return Booking(appointment=appointment)
 
 
-async def get(session: AsyncSession, principal: Principal, *, appointment_id: int) -> Appointment:
-    return await _visible(session, principal, appointment_id)
+async def get(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, appointment_id: int
+) -> Appointment:
+    appointment = await _visible(session, principal, appointment_id)
+    if principal.patient_id != appointment.patient_id:
+        # A doctor or an administrator opened a patient's appointment: on the record.
+        audit.record(
+            session,
+            at=rt.clock.now(),
+            action="appointment.read",
+            entity="appointment",
+            entity_id=appointment.id,
+        )
+    return appointment
 
 
 async def update(
@@ -367,6 +400,7 @@ async def update(
         raise PermissionDeniedError("Only the doctor or an administrator records the outcome.")
 
     now = rt.clock.now()
+    before = _fields(appointment)
     if request.scheduled_at is not None:
         appointment = await _move(session, rt, principal, appointment, request.scheduled_at, now)
     if "reason" in sent:
@@ -379,6 +413,15 @@ async def update(
         appointment.status = request.status
     appointment.updated_at = now
     await _flush_guarded(session)
+    if changes := audit.changes_between(before, _fields(appointment)):
+        audit.record(
+            session,
+            at=now,
+            action="appointment.update",
+            entity="appointment",
+            entity_id=appointment.id,
+            changes=changes,
+        )
     return appointment
 
 
@@ -436,6 +479,14 @@ async def cancel(
     appointment.status = Status.CANCELLED
     appointment.updated_at = now
     await session.flush()
+    audit.record(
+        session,
+        at=now,
+        action="appointment.cancel",
+        entity="appointment",
+        entity_id=appointment.id,
+        changes={"status": {"before": Status.SCHEDULED, "after": Status.CANCELLED}},
+    )
     log.info("appointment.cancelled", appointment_id=appointment.id, by_role=principal.role)
     return appointment
 
@@ -492,6 +543,19 @@ async def cancel_future_of(
     session: AsyncSession, rt: Runtime, *, patient_id: int | None, doctor_id: int | None
 ) -> None:
     """Cancels a deactivated person's upcoming appointments, freeing the slots."""
-    await repository.cancel_future(
-        session, now=rt.clock.now(), patient_id=patient_id, doctor_id=doctor_id
+    now = rt.clock.now()
+    cancelled = await repository.cancel_future(
+        session, now=now, patient_id=patient_id, doctor_id=doctor_id
     )
+    for appointment_id in cancelled:
+        audit.record(
+            session,
+            at=now,
+            action="appointment.cancel",
+            entity="appointment",
+            entity_id=appointment_id,
+            changes={
+                "status": {"before": Status.SCHEDULED, "after": Status.CANCELLED},
+                "cause": {"after": "deactivation"},
+            },
+        )

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from ehass.appointments.schemas import Rfc3339DateTime
 from ehass.availability import service
 from ehass.availability.schemas import AvailabilityRead, AvailabilityUpdated, AvailabilityWrite
+from ehass.core.schemas import Rfc3339DateTime
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from ehass.openapi import problems
 

@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, time
+from datetime import date
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, PlainSerializer, model_validator
 
 from ehass.availability.slots import Window, windows_problems
-from ehass.core.schemas import RequestModel, ResponseModel, UtcDateTime
+from ehass.core.schemas import IsoDate, RequestModel, ResponseModel, UtcDateTime, WallClock
 from ehass.users.schemas import TimeZoneName
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WallTime = Annotated[
-    time,
+    WallClock,
     PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str, when_used="json"),
     Field(examples=["09:00"], description="Wall-clock time in the doctor's zone, HH:MM"),
 ]
@@ -46,7 +46,7 @@ class WeeklyWindowIn(WindowIn):
 
 
 class OverrideIn(RequestModel):
-    date: date
+    date: IsoDate
     windows: Annotated[list[WindowIn], Field(max_length=48)]
 
 

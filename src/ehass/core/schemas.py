@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+import re
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from ehass.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -22,6 +23,44 @@ UtcDateTime = Annotated[
     PlainSerializer(_format_utc, return_type=str, when_used="json"),
     Field(examples=["2026-12-01T14:30:00Z"]),
 ]
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_WALL_TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?", re.ASCII)
+
+
+def _text_matching(pattern: re.Pattern[str], message: str, *passthrough: type) -> Any:
+    # Pydantic alone also reads numbers as Unix timestamps, dates or seconds; the contract
+    # takes these values only as text in one exact form.
+    def check(value: object) -> object:
+        if isinstance(value, passthrough):
+            return value
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return BeforeValidator(check)
+
+
+# A request datetime: RFC 3339 text with an explicit offset, nothing else.
+Rfc3339DateTime = Annotated[
+    AwareDatetime,
+    _text_matching(
+        _RFC3339,
+        "must be an RFC 3339 date-time with an offset, such as 2026-12-01T14:30:00Z",
+        datetime,
+    ),
+]
+IsoDate = Annotated[
+    date,
+    _text_matching(_ISO_DATE, "must be a date as YYYY-MM-DD", date),
+    Field(examples=["2026-12-24"]),
+]
+WallClock = Annotated[time, _text_matching(_WALL_TIME, "must be a wall-clock time as HH:MM", time)]
+# Ids are JSON integers: no "7", 7.0 or true standing in for 7.
+Id = Annotated[int, Field(strict=True)]
 
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Page size")]
 LIMIT_DEFAULT = DEFAULT_LIMIT

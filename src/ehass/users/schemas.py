@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, model_validator
 
 from ehass.core.principal import Role
-from ehass.core.schemas import Page, RequestModel, ResponseModel, UtcDateTime
+from ehass.core.schemas import IsoDate, Page, RequestModel, ResponseModel, UtcDateTime
 from ehass.users.models import User
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -49,7 +49,7 @@ def _past_date(value: date) -> date:
     return value
 
 
-DateOfBirth = Annotated[date, AfterValidator(_past_date)]
+DateOfBirth = Annotated[IsoDate, AfterValidator(_past_date)]
 
 
 class RegisterRequest(RequestModel):

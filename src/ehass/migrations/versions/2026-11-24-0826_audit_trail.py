@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "670dafc68f1d"
 down_revision: str | None = "bcddd0a7dc6f"
 branch_labels: str | Sequence[str] | None = None

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "f665fbb6ef7e"
 down_revision: str | None = "670dafc68f1d"
 branch_labels: str | Sequence[str] | None = None
