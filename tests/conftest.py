@@ -9,6 +9,7 @@ processes (concurrency) use `committed_database` instead and clean up after them
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import uuid
@@ -23,12 +24,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from ehass.config import Settings
+from ehass.core import crypto
 from ehass.core.clock import FrozenClock
 from ehass.db import Database, create_engine
 from ehass.main import create_app
 from ehass.migrate import upgrade
 from ehass.models import Base
+from ehass.runtime import build_keyring
 from tests.factories import Factories
+
+# Shared with the server processes some tests start, so they read what the tests wrote.
+TEST_ENCRYPTION_KEYS = (
+    "test:" + base64.urlsafe_b64encode(b"ehass test field encryption key!").decode()
+)
 
 # A Monday, far from any daylight-saving change in the zones the tests use.
 DEFAULT_NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -59,10 +67,19 @@ def settings(database_url: str, redis_url: str | None) -> Settings:
         redis_url=redis_url,
         redis_key_prefix=f"ehass-test-{uuid.uuid4().hex[:8]}",
         secret_key="test-secret-key-that-is-long-enough-0123456789",
+        encryption_keys=TEST_ENCRYPTION_KEYS,
         log_json=True,
         log_level="WARNING",
         _env_file=None,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keyring(settings: Settings) -> crypto.Keyring:
+    """Field encryption is configured before any model touches an encrypted column."""
+    ring = build_keyring(settings)
+    crypto.configure(ring)
+    return ring
 
 
 @pytest.fixture(scope="session")

@@ -103,3 +103,20 @@ def test_audit_verify_reports_an_intact_chain(env):
     result = ehass(env, "audit", "verify")
     assert result.returncode == 0, result.stderr
     assert "intact" in result.stdout
+
+
+def test_keys_rotate_reencrypts_with_a_progress_bar(env):
+    import base64
+
+    def key(kid: str) -> str:
+        return f"{kid}:" + base64.urlsafe_b64encode(kid.encode() * (32 // len(kid))).decode()
+
+    env = {**env, "EHASS_ENCRYPTION_KEYS": key("aa")}
+    assert ehass(env, "db", "upgrade").returncode == 0
+    assert ehass(env, "seed-demo").returncode == 0
+    rotated = ehass({**env, "EHASS_ENCRYPTION_KEYS": f"{key('bb')},{key('aa')}"}, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "3 values re-encrypted under key 'bb'" in rotated.stdout
+    assert "patients.date_of_birth" in rotated.stderr and "100%" in rotated.stderr
+    again = ehass({**env, "EHASS_ENCRYPTION_KEYS": key("bb")}, "keys", "rotate")
+    assert again.returncode == 0 and "0 values re-encrypted" in again.stdout

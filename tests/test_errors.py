@@ -94,9 +94,11 @@ async def test_request_id_is_on_error_responses_too(client):
 async def test_an_unreachable_database_is_a_503_problem_not_a_500(tmp_path):
     from ehass.config import Settings
     from ehass.main import create_app
+    from tests.conftest import TEST_ENCRYPTION_KEYS
 
     settings = Settings(
         env="test",
+        encryption_keys=TEST_ENCRYPTION_KEYS,  # the process-wide keyring stays the suite's
         database_url=f"sqlite+aiosqlite:///{tmp_path}/no-such-dir/ehass.db",
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         _env_file=None,

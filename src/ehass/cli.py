@@ -91,6 +91,12 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(verify_audit(get_settings()))
 
 
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from ehass.seed import rotate_keys
+
+    return asyncio.run(rotate_keys(get_settings(), batch_size=args.batch_size))
+
+
 def _openapi(args: argparse.Namespace) -> int:
     from ehass.openapi import export_yaml
 
@@ -129,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "verify", help="recompute the hash chain; exit 1 when it is broken"
     ).set_defaults(handler=_audit_verify)
+
+    keys = commands.add_parser("keys", help="field-encryption keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    rotate = keys.add_parser(
+        "rotate", help="re-encrypt every encrypted value under the newest EHASS_ENCRYPTION_KEYS key"
+    )
+    rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.set_defaults(handler=_keys_rotate)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document as YAML")
     openapi.set_defaults(handler=_openapi)

@@ -82,6 +82,20 @@ async def verify_audit(settings: Settings) -> int:
     return 1
 
 
+async def rotate_keys(settings: Settings, *, batch_size: int) -> int:
+    from ehass.keys import rotate
+    from ehass.runtime import build_keyring
+
+    database = Database.from_settings(settings)
+    keyring = build_keyring(settings)
+    try:
+        changed = await rotate(database.engine, keyring, batch_size=batch_size)
+    finally:
+        await database.dispose()
+    print(f"{changed} values re-encrypted under key {keyring.current_kid!r}")
+    return 0
+
+
 async def _ensure_user(
     session: AsyncSession, rt: Runtime, request: RegisterRequest
 ) -> tuple[int, bool]:

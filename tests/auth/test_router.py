@@ -244,3 +244,25 @@ async def test_cannot_revoke_someone_elses_session(api, factories):
     response = await api("DELETE", f"/auth/sessions/{victim_sid}", token=attacker)
     assert response.status_code == 404
     assert (await api("GET", "/auth/session", token=victim["access_token"])).status_code == 200
+
+
+async def test_login_rehashes_a_password_stored_with_old_parameters(api, factories, session):
+    from argon2 import PasswordHasher
+    from sqlalchemy import select
+
+    from ehass.core.passwords import needs_rehash
+    from ehass.users.models import User
+
+    old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    user = await factories.patient(password_hash=old)
+    assert needs_rehash(old)
+    assert (await factories.login(user))["access_token"]
+    stored = (
+        await session.execute(
+            select(User.password_hash)
+            .where(User.id == user.id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    assert stored != old and not needs_rehash(stored)
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

@@ -5,6 +5,7 @@ import httpx
 from ehass.config import Settings
 from ehass.db import Database
 from ehass.main import create_app
+from tests.conftest import TEST_ENCRYPTION_KEYS
 
 
 async def test_healthz_answers_ok(client):
@@ -36,6 +37,7 @@ async def test_readyz_answers_503_when_redis_is_configured_but_down(settings, en
 async def test_readyz_answers_503_when_the_database_does_not(tmp_path):
     settings = Settings(
         env="test",
+        encryption_keys=TEST_ENCRYPTION_KEYS,  # the process-wide keyring stays the suite's
         database_url=f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db",
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         _env_file=None,

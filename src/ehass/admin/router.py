@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from ehass.admin import service
 from ehass.admin.schemas import SystemHealth
@@ -11,6 +11,8 @@ from ehass.audit.schemas import AuditEntryList, AuditVerification
 from ehass.core.schemas import LIMIT_DEFAULT, Limit, Rfc3339DateTime
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from ehass.openapi import problems
+from ehass.users import export
+from ehass.users.schemas import UserRead
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -55,3 +57,18 @@ async def system_health(
     principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep
 ) -> SystemHealth:
     return await service.health(session, rt, principal)
+
+
+@router.post(
+    "/users/{userId}/erase",
+    response_model=UserRead,
+    responses=problems(401, 403, 404, 409, 422),
+    summary="Pseudonymise a deactivated person (GDPR erasure; records are kept)",
+)
+async def erase_user(
+    user_id: Annotated[int, Path(alias="userId")],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    rt: RuntimeDep,
+) -> UserRead:
+    return UserRead.of(await export.erase(session, rt, principal, user_id=user_id))

@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ehass.core.base import Base, IntIdMixin, UTCDateTime
+from ehass.core.base import Base, Encrypted, IntIdMixin, UTCDateTime
 
 
 class Status(StrEnum):
@@ -43,7 +43,8 @@ class Appointment(IntIdMixin, Base):
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=Status.SCHEDULED)
-    reason: Mapped[str | None] = mapped_column(String(500))
+    # Health data: encrypted at rest (AES-GCM, see core/crypto.py).
+    reason: Mapped[str | None] = mapped_column(Encrypted("appointments.reason"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     doctor_slot: Mapped[int | None] = mapped_column(

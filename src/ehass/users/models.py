@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Date, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ehass.core.base import Base, IntIdMixin, UTCDateTime
+from ehass.core.base import Base, EncryptedDate, IntIdMixin, UTCDateTime
 from ehass.core.principal import Role
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class Patient(IntIdMixin, Base):
     __tablename__ = "patients"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
-    date_of_birth: Mapped[date] = mapped_column(Date)
+    # Health data: encrypted at rest (AES-GCM, see core/crypto.py).
+    date_of_birth: Mapped[date] = mapped_column(EncryptedDate("patients.date_of_birth"))
 
     user: Mapped[User] = relationship(back_populates="patient", lazy="raise")

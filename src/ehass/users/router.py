@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -8,7 +8,7 @@ from ehass.core.principal import Role
 from ehass.core.schemas import LIMIT_DEFAULT, Limit
 from ehass.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from ehass.openapi import problems
-from ehass.users import service
+from ehass.users import export, service
 from ehass.users.schemas import UserList, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -61,3 +61,18 @@ async def deactivate_user(
 ) -> Response:
     await service.deactivate(session, rt, principal, user_id=user_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{userId}/export",
+    response_model=dict[str, Any],
+    responses=problems(401, 404, 422),
+    summary="Everything EHASS holds about a person (self or administrator)",
+)
+async def export_user(
+    user_id: Annotated[int, Path(alias="userId")],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    rt: RuntimeDep,
+) -> dict[str, Any]:
+    return await export.export(session, rt, principal, user_id=user_id)

@@ -68,7 +68,7 @@ def upgrade() -> None:
         "patients",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("date_of_birth", sa.Date(), nullable=False),
+        sa.Column("date_of_birth", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_patients_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
         sa.UniqueConstraint("user_id", name=op.f("uq_patients_user_id")),
@@ -98,7 +98,7 @@ def upgrade() -> None:
         sa.Column("scheduled_at", sa.DateTime(), nullable=False),
         sa.Column("ends_at", sa.DateTime(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column(

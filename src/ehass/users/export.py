@@ -1,0 +1,154 @@
+"""What EHASS holds about a person (GDPR access and portability) and erasing who they are."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.appointments.models import Appointment
+from ehass.appointments.schemas import AppointmentRead
+from ehass.audit import service as audit
+from ehass.audit.models import AuditEntry
+from ehass.audit.schemas import AuditEntryRead
+from ehass.auth.models import MfaFactor, UserSession
+from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.core.passwords import hash_password
+from ehass.core.principal import Principal
+from ehass.errors import ConflictError, PermissionDeniedError
+from ehass.runtime import Runtime
+from ehass.users import repository
+from ehass.users.models import User
+from ehass.users.schemas import UserRead
+from ehass.users.service import UserNotFoundError
+
+ERASED_DATE_OF_BIRTH = date(1900, 1, 1)
+
+
+class StillActiveError(ConflictError):
+    slug = "still-active"
+    title = "Account still active"
+
+
+async def export(
+    session: AsyncSession, rt: Runtime, principal: Principal, *, user_id: int
+) -> dict[str, Any]:
+    """Everything held about the person: the account, bookings, sessions and the audit
+    entries about them or made by them. Only the person or an administrator."""
+    user = await repository.get_user(session, user_id)
+    if user is None or not (principal.is_admin or principal.user_id == user_id):
+        raise UserNotFoundError(f"No user {user_id}.")
+    owners = []
+    if user.patient is not None:
+        owners.append(Appointment.patient_id == user.patient.id)
+    if user.doctor is not None:
+        owners.append(Appointment.doctor_id == user.doctor.id)
+    appointments = (
+        list(
+            (
+                await session.execute(
+                    select(Appointment).where(or_(*owners)).order_by(Appointment.scheduled_at)
+                )
+            ).scalars()
+        )
+        if owners
+        else []
+    )
+    sessions = (
+        await session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user.id)
+            .order_by(UserSession.created_at)
+        )
+    ).scalars()
+    entries = (
+        await session.execute(
+            select(AuditEntry)
+            .where(
+                or_(
+                    AuditEntry.actor_id == user.id,
+                    (AuditEntry.entity == "user") & (AuditEntry.entity_id == str(user.id)),
+                )
+            )
+            .order_by(AuditEntry.id)
+        )
+    ).scalars()
+    data: dict[str, Any] = {
+        "generated_at": rt.clock.now(),
+        "user": UserRead.of(user).model_dump(mode="json"),
+        "mfa_enabled": await session.get(MfaFactor, user.id) is not None,
+        "appointments": [
+            AppointmentRead.model_validate(a).model_dump(mode="json") for a in appointments
+        ],
+        "sessions": [
+            {
+                "session_id": s.id,
+                "created_at": s.created_at,
+                "last_seen_at": s.last_seen_at,
+                "expires_at": s.expires_at,
+                "revoked_at": s.revoked_at,
+                "ip": s.ip,
+                "user_agent": s.user_agent,
+            }
+            for s in sessions
+        ],
+        "audit_entries": [
+            AuditEntryRead.model_validate(e).model_dump(mode="json") for e in entries
+        ],
+    }
+    if user.doctor is not None:
+        weekly = await session.execute(
+            select(WeeklyWindow).where(WeeklyWindow.doctor_id == user.doctor.id)
+        )
+        overrides = await session.execute(
+            select(AvailabilityOverride).where(AvailabilityOverride.doctor_id == user.doctor.id)
+        )
+        data["availability"] = {
+            "weekly": [
+                {"weekday": w.weekday, "start": w.start_time, "end": w.end_time}
+                for w in weekly.scalars()
+            ],
+            "overrides": [{"date": o.on_date, "windows": o.windows} for o in overrides.scalars()],
+        }
+    audit.record(session, at=rt.clock.now(), action="user.export", entity="user", entity_id=user.id)
+    return data
+
+
+async def erase(session: AsyncSession, rt: Runtime, principal: Principal, *, user_id: int) -> User:
+    """Pseudonymises a deactivated person: name, email and date of birth are replaced, the
+    password and second factor made unusable. Appointments and the audit trail stay, as
+    medical-record retention requires; the chain never held these values, so it stays valid."""
+    if not principal.is_admin:
+        raise PermissionDeniedError("Administrators only.")
+    user = await repository.get_user(session, user_id, for_update=True)
+    if user is None:
+        raise UserNotFoundError(f"No user {user_id}.")
+    if user.is_active:
+        raise StillActiveError("Deactivate the account (DELETE /users/{id}) before erasing it.")
+    if user.email.endswith("@erased.invalid"):
+        return user
+    user.name = f"Erased user {user.id}"
+    user.email = f"erased-{user.id}@erased.invalid"
+    user.password_hash = await hash_password(secrets.token_urlsafe(32))
+    if user.patient is not None:
+        user.patient.date_of_birth = ERASED_DATE_OF_BIRTH
+    factor = await session.get(MfaFactor, user.id)
+    if factor is not None:
+        await session.delete(factor)
+    user.updated_at = rt.clock.now()
+    await session.flush()
+    audit.record(
+        session,
+        at=user.updated_at,
+        action="user.erase",
+        entity="user",
+        entity_id=user.id,
+        changes={
+            field: {"before": audit.PERSONAL_DATA, "after": audit.PERSONAL_DATA}
+            for field in ("name", "email", *(["date_of_birth"] if user.patient else []))
+        },
+    )
+    return user
