@@ -111,3 +111,60 @@ def test_production_refuses_plain_http_on_the_network(env, extra, args, refused)
         assert "plain HTTP" in process.stderr.read().decode()
     else:
         assert code is None
+
+
+def test_database_and_redis_urls_carry_tls_options():
+    from ehass.config import Settings
+    from ehass.db import create_engine
+    from ehass.shared import SharedState
+
+    settings = Settings(
+        _env_file=None,
+        database_url="mysql+asyncmy://ehass:pw@db.internal:3306/ehass?ssl_ca=/etc/ssl/db-ca.pem",
+        redis_url="rediss://cache.internal:6380/0?ssl_ca_certs=/etc/ssl/redis-ca.pem",
+    )
+    engine = create_engine(settings)
+    _, connect = engine.dialect.create_connect_args(engine.url)
+    assert connect["ssl"] == {"ca": "/etc/ssl/db-ca.pem"}
+    assert connect["charset"] == "utf8mb4"
+    shared = SharedState(settings)
+    assert shared.redis is not None
+    pool = shared.redis.connection_pool
+    assert pool.connection_class.__name__ == "SSLConnection"
+    assert pool.connection_kwargs["ssl_ca_certs"] == "/etc/ssl/redis-ca.pem"
+
+
+def test_forwarded_headers_are_believed_only_from_trusted_proxies(env, tmp_path):
+    """Behind a proxy, the client's address comes from X-Forwarded-For, and only then."""
+    import asyncio
+
+    from tests.servers import running_servers, server_env, wait_ready
+
+    async def client_ip_seen(forwarded_allow: str | None) -> str:
+        settings = {
+            "EHASS_DATABASE_URL": env["EHASS_DATABASE_URL"],
+            "EHASS_SECRET_KEY": SECRET,
+            "EHASS_ENV": "test",
+            "EHASS_RATE_LIMIT_AUTH_PER_ADDRESS": "1/minute",
+        }
+        if forwarded_allow:
+            settings["EHASS_FORWARDED_ALLOW_IPS"] = forwarded_allow
+        with running_servers(1, env=server_env(settings), log_dir=tmp_path) as (server,):
+            await wait_ready(server)
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                headers = {"X-Forwarded-For": "198.51.100.23"}
+                body = {"refresh_token": "x"}
+                first = await client.post("/api/v1/auth/refresh", json=body, headers=headers)
+                # Another forwarded address: a separate budget only if the header is believed.
+                headers = {"X-Forwarded-For": "198.51.100.24"}
+                second = await client.post("/api/v1/auth/refresh", json=body, headers=headers)
+            return f"{first.status_code},{second.status_code}"
+
+    subprocess.run(
+        [sys.executable, "-m", "ehass.cli", "db", "upgrade"],
+        env={**env, "EHASS_ENV": "test"},
+        check=True,
+        capture_output=True,
+    )
+    assert asyncio.run(client_ip_seen("127.0.0.1")) == "401,401"
+    assert asyncio.run(client_ip_seen(None)) == "401,429"
