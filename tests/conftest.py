@@ -69,7 +69,7 @@ def settings(database_url: str, redis_url: str | None) -> Settings:
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         encryption_keys=TEST_ENCRYPTION_KEYS,
         log_json=True,
-        log_level="WARNING",
+        log_level="INFO",
         _env_file=None,
     )
 

@@ -168,3 +168,42 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(env, tmp_path)
     )
     assert asyncio.run(client_ip_seen("127.0.0.1")) == "401,401"
     assert asyncio.run(client_ip_seen(None)) == "401,429"
+
+
+def test_startup_waits_for_a_late_database(env, tmp_path):
+    """The server keeps trying while the database cannot be opened, then serves."""
+    import time
+
+    late_dir = tmp_path / "not-yet"
+    url = f"sqlite+aiosqlite:///{late_dir / 'late.db'}"
+    settings = {**env, "EHASS_DATABASE_URL": url, "EHASS_ENV": "test"}
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ehass.cli", "serve", "--port", str(port)],
+        env=settings,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(3)
+        assert server.poll() is None, server.stderr.read().decode()  # still waiting, not crashed
+        late_dir.mkdir()
+        upgraded = subprocess.run(
+            [sys.executable, "-m", "ehass.cli", "db", "upgrade"],
+            env=settings,
+            capture_output=True,
+            check=False,
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the server did not become ready after the database appeared")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -55,9 +55,13 @@ class Settings(BaseSettings):
 
     # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or "*").
     forwarded_allow_ips: str | None = None
+    startup_timeout_seconds: float = Field(default=60, ge=0)
     max_body_bytes: int = 1024 * 1024
     cors_origins: list[str] = []
     log_level: str = "INFO"
+    metrics_token: SecretStr | None = None  # GET /metrics answers 404 without it
+    metrics_port: int | None = None  # also serve metrics on 127.0.0.1:<port>
+    otel_endpoint: str | None = None  # OTLP/HTTP traces endpoint; tracing is off without it
     log_json: bool | None = None  # None: JSON outside development
 
     @classmethod

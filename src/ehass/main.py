@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ehass.admin.router import router as admin_router
 from ehass.appointments.router import router as appointments_router
@@ -35,6 +40,7 @@ from ehass.shared import SharedState
 from ehass.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+log = structlog.get_logger("ehass.main")
 DESCRIPTION = (
     "EHASS books medical appointments: patients find a doctor and book, move or cancel; "
     "doctors set their working hours; administrators manage accounts.\n\n"
@@ -51,12 +57,15 @@ def create_app(
     database: Database | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(json=settings.json_logs, level=settings.log_level)
+    configure_logging(
+        json=settings.json_logs, level=settings.log_level, cache=settings.env != "test"
+    )
     database = database or Database.from_settings(settings)
     shared = SharedState(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await wait_for_database(database, within_seconds=settings.startup_timeout_seconds)
         yield
         await shared.close()
         await database.dispose()
@@ -114,6 +123,24 @@ class JsonResponse(JSONResponse):
     """JSON as the contract names it: `application/json; charset=utf-8`."""
 
     media_type = "application/json; charset=utf-8"
+
+
+async def wait_for_database(database: Database, *, within_seconds: float) -> None:
+    """Startup waits for the database, with backoff, instead of crashing when it is late."""
+    deadline = time.monotonic() + within_seconds
+    delay = 0.2
+    while True:
+        try:
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return
+        except (OperationalError, InterfaceError, OSError) as exc:
+            if time.monotonic() + delay > deadline:
+                log.error("database.unreachable", waited_seconds=within_seconds)
+                raise
+            log.warning("database.waiting", retry_in_seconds=delay, error=type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

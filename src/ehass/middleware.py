@@ -21,6 +21,18 @@ log = structlog.get_logger("ehass.request")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def route_template(scope: Scope) -> str | None:
+    """The matched route's full path template (`/api/v1/users/{userId}`), never the raw path.
+
+    A route of an included router knows only its own prefix; FastAPI keeps the effective,
+    fully prefixed route of the request in its scope entry.
+    """
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    if effective is not None and getattr(effective, "path_format", None):
+        return str(effective.path_format)
+    return getattr(scope.get("route"), "path", None)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -91,13 +103,15 @@ class RequestContextMiddleware:
                 raise
             await unexpected_error(request_id)(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
+            principal = context.current().principal
             log.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path", None),
+                route=route_template(scope),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                user_id=principal.user_id if principal else None,
+                role=str(principal.role) if principal else None,
             )
             structlog.contextvars.unbind_contextvars("request_id")
             context.end(context_token)

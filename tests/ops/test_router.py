@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import text
 
 from ehass.config import Settings
 from ehass.db import Database
@@ -50,3 +51,28 @@ async def test_readyz_answers_503_when_the_database_does_not(tmp_path):
     await app.state.database.dispose()
     assert response.status_code == 503
     assert response.json()["database"] == "unavailable"
+
+
+async def test_each_request_is_logged_once_with_route_template_user_and_role(api, factories):
+    from structlog.testing import capture_logs
+
+    patient = await factories.patient()
+    token = await factories.token(patient)
+    with capture_logs() as logs:
+        response = await api("GET", f"/users/{patient.id}", token=token)
+    assert response.status_code == 200
+    lines = [entry for entry in logs if entry["event"] == "request"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["route"] == "/api/v1/users/{userId}"
+    assert (line["method"], line["status"]) == ("GET", 200)
+    assert (line["user_id"], line["role"]) == (patient.id, "patient")
+    assert line["duration_ms"] >= 0
+
+
+async def test_readyz_answers_503_while_migrations_are_pending(client, session):
+    await session.execute(text("UPDATE alembic_version SET version_num = 'an-older-one'"))
+    await session.flush()
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "migrations_pending"
