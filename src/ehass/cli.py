@@ -97,6 +97,44 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return asyncio.run(rotate_keys(get_settings(), batch_size=args.batch_size))
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from ehass.backup import BackupError, backup_sqlite
+
+    try:
+        result = backup_sqlite(
+            get_settings().database_url, args.dest, progress=True, overwrite=args.overwrite
+        )
+    except BackupError as exc:
+        print(f"ehass: {exc}", file=sys.stderr)
+        return 1
+    print(result.describe())
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from ehass.backup import BackupError, restore_sqlite
+
+    try:
+        result = restore_sqlite(
+            args.src, get_settings().database_url, overwrite=args.overwrite, progress=True
+        )
+    except BackupError as exc:
+        print(f"ehass: {exc}", file=sys.stderr)
+        return 1
+    print(result.describe())
+    if not result.at_head:
+        print("the schema is older than this version: run `ehass db upgrade` next")
+    if not result.ok:
+        print(
+            f"ehass: restored, but the audit trail is BROKEN at entry {result.first_bad_id} "
+            f"({result.checked} entries checked)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit trail intact: {result.checked} entries verified")
+    return 0
+
+
 def _openapi(args: argparse.Namespace) -> int:
     from ehass.openapi import export_yaml
 
@@ -144,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--batch-size", type=int, default=500)
     rotate.set_defaults(handler=_keys_rotate)
+
+    backup = commands.add_parser("backup", help="copy the SQLite database to DEST, consistently")
+    backup.add_argument("dest", type=Path, metavar="DEST")
+    backup.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    backup.set_defaults(handler=_backup)
+    restore = commands.add_parser(
+        "restore",
+        help="replace the SQLite database with the backup SRC, then verify its audit trail",
+    )
+    restore.add_argument("src", type=Path, metavar="SRC")
+    restore.add_argument("--overwrite", action="store_true", help="replace an existing database")
+    restore.set_defaults(handler=_restore)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document as YAML")
     openapi.set_defaults(handler=_openapi)

@@ -28,7 +28,8 @@ log = structlog.get_logger("ehass.db")
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
-    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    # hide_parameters: a logged database error never quotes the values it was given.
+    kwargs: dict[str, Any] = {"echo": settings.database_echo, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         # One connection per process: SQLite has one writer anyway, and queueing in the
         # pool is fairer than SQLite's busy-wait. Other processes wait on busy_timeout.

@@ -32,6 +32,7 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("patients", "id", "date_of_birth"),
     EncryptedColumn("appointments", "id", "reason"),
     EncryptedColumn("mfa_factors", "user_id", "secret"),
+    EncryptedColumn("idempotency_records", "id", "response_body"),
 )
 
 

@@ -259,3 +259,37 @@ async def test_keys_differing_only_in_case_are_different_keys(api, factories, se
     moved = body | {"scheduled_at": "2026-12-02T09:30:00Z"}
     assert (await _book(api, token, moved, headers={"Idempotency-Key": "KEY-A"})).status_code == 201
     assert await count_appointments(session) == 2
+
+
+async def test_the_kept_answer_is_encrypted_at_rest(api, factories, session):
+    from sqlalchemy import text
+
+    patient = await factories.patient()
+    doctor = await factories.doctor()
+    token = await factories.token(patient)
+    body = {
+        "doctor_id": doctor_id(doctor),
+        "scheduled_at": "2026-12-02T09:00:00Z",
+        "reason": "recurring migraine",
+    }
+    assert (await _book(api, token, body)).status_code == 201
+    raw = await session.scalar(text("SELECT response_body FROM idempotency_records"))
+    assert raw.startswith("v1.") and "migraine" not in raw
+    replay = await _book(api, token, body)
+    assert replay.json()["reason"] == "recurring migraine"
+
+
+async def test_answers_past_24_hours_are_purged(api, factories, session, clock):
+    from sqlalchemy import text
+
+    patient = await factories.patient()
+    doctor = await factories.doctor()
+    token = await factories.token(patient)
+    old = {"doctor_id": doctor_id(doctor), "scheduled_at": "2026-12-03T09:00:00Z"}
+    assert (await _book(api, token, old, headers={"Idempotency-Key": "old-key"})).status_code == 201
+    clock.advance(hours=25)
+    token = await fresh_token(factories, patient)
+    new = {"doctor_id": doctor_id(doctor), "scheduled_at": "2026-12-04T09:00:00Z"}
+    assert (await _book(api, token, new, headers={"Idempotency-Key": "new-key"})).status_code == 201
+    count = await session.scalar(text("SELECT COUNT(*) FROM idempotency_records"))
+    assert count == 1

@@ -81,3 +81,18 @@ async def test_only_admins_erase(api, factories):
         "POST", f"/admin/users/{patient.id}/erase", token=await factories.token(other)
     )
     assert response.status_code == 403
+
+
+async def test_a_cancelled_booking_gives_a_doctor_no_access_to_the_patient(api, factories):
+    from ehass.appointments.models import Status
+
+    doctor = await factories.doctor()
+    patient = await factories.patient()
+    await factories.appointment(
+        patient=patient,
+        doctor=doctor,
+        at=datetime(2026, 12, 2, 9, tzinfo=UTC),
+        status=Status.CANCELLED,
+    )
+    response = await api("GET", f"/users/{patient.id}", token=await factories.token(doctor))
+    assert response.status_code == 404

@@ -5,7 +5,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Computed,
     ForeignKey,
     Index,
@@ -15,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ehass.core.base import Base, Encrypted, IntIdMixin, UTCDateTime
+from ehass.core.base import Base, Encrypted, EncryptedJSON, IntIdMixin, UTCDateTime
 
 
 class Status(StrEnum):
@@ -65,5 +64,8 @@ class IdempotencyRecord(IntIdMixin, Base):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The first answer quotes the appointment's reason: encrypted like the reason itself.
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON("idempotency_records.response_body")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
@@ -139,3 +139,13 @@ async def find_idempotency(
         # Another transaction wrote it: the identity map's copy (if any) is out of date.
         query = query.execution_options(populate_existing=True)
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def purge_idempotency(session: AsyncSession, *, user_id: int, before: datetime) -> None:
+    await session.execute(
+        delete(IdempotencyRecord)
+        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.created_at <= before)
+        # "evaluate": purged records also leave the session, so a new one may reuse the id.
+        .execution_options(synchronize_session="evaluate")
+    )
+    await session.flush()

@@ -279,11 +279,12 @@ async def _claim_key(
     finished (and its answer is readable under READ COMMITTED) by the time we look.
     """
     previous = await repository.find_idempotency(session, user_id=user_id, key=digest, fresh=True)
-    if previous is not None:
-        if _is_current(previous, rt, now):
-            return _replay(previous, request_hash)
-        await session.delete(previous)  # expired: the key starts afresh
-        await session.flush()
+    if previous is not None and _is_current(previous, rt, now):
+        return _replay(previous, request_hash)
+    # Answers kept past their 24 hours serve no one: this user's go now (this key's included).
+    await repository.purge_idempotency(
+        session, user_id=user_id, before=now - timedelta(hours=rt.settings.idempotency_hours)
+    )
     record = IdempotencyRecord(
         user_id=user_id, key=digest, request_hash=request_hash, created_at=now
     )

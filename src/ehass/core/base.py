@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, MetaData, Text
 from sqlalchemy.engine import Dialect
@@ -90,3 +92,25 @@ class EncryptedDate(TypeDecorator[date]):
         if value is None:
             return None
         return date.fromisoformat(crypto.keyring().decrypt(value, context=self.context))
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON document encrypted at rest (it may quote health data, e.g. a stored answer)."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, context: str) -> None:
+        super().__init__()
+        self.context = context
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return crypto.keyring().encrypt(plain, context=self.context)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return json.loads(crypto.keyring().decrypt(value, context=self.context))

@@ -4,7 +4,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from ehass.appointments.models import Appointment
+from ehass.appointments.models import Appointment, Status
 from ehass.core.pagination import possible_id
 from ehass.core.search import icontains
 from ehass.users.models import Patient, User
@@ -44,8 +44,13 @@ async def email_taken(session: AsyncSession, email: str, *, other_than: int | No
 
 
 async def doctor_sees_patient(session: AsyncSession, *, doctor_id: int, patient_id: int) -> bool:
+    # A cancelled booking gives no standing to read the patient's record.
     query = select(
-        exists().where(Appointment.doctor_id == doctor_id, Appointment.patient_id == patient_id)
+        exists().where(
+            Appointment.doctor_id == doctor_id,
+            Appointment.patient_id == patient_id,
+            Appointment.status != Status.CANCELLED,
+        )
     )
     return bool(await session.scalar(query))
 
