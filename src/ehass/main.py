@@ -28,6 +28,7 @@ from ehass.db import Database
 from ehass.doctors.router import router as doctors_router
 from ehass.errors import PROBLEM_JSON, install_error_handlers
 from ehass.logging import configure_logging
+from ehass.metrics import install_metrics
 from ehass.middleware import (
     RateLimitMiddleware,
     RequestContextMiddleware,
@@ -37,6 +38,7 @@ from ehass.openapi import problems
 from ehass.ops.router import router as ops_router
 from ehass.runtime import Runtime
 from ehass.shared import SharedState
+from ehass.tracing import install_tracing
 from ehass.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -115,6 +117,8 @@ def create_app(
         )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_metrics(app, settings)  # outermost: it also counts what middleware answers itself
+    install_tracing(app, database.engine, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

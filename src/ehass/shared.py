@@ -12,6 +12,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ehass import metrics
 from ehass.config import Settings
 
 log = structlog.get_logger("ehass.shared")
@@ -53,6 +54,7 @@ class SharedState:
         try:
             return bool(await self.redis.ping())
         except (RedisError, OSError):
+            metrics.count_redis_error()
             return False
 
     # --- session state cache ----------------------------------------------------------
@@ -73,6 +75,7 @@ class SharedState:
                 nx=active,
             )
         except (RedisError, OSError):
+            metrics.count_redis_error()
             # The database row is the record; readers fall back to it when Redis fails.
             log.warning("redis.session_cache_write_failed")
 
@@ -83,6 +86,7 @@ class SharedState:
         try:
             value = await self.redis.get(self._session_key(session_id))
         except (RedisError, OSError):
+            metrics.count_redis_error()
             log.warning("redis.session_cache_read_failed")
             return None
         return None if value is None else value == b"1"
@@ -96,6 +100,7 @@ class SharedState:
             try:
                 return await getattr(self._shared_limiter, call)(item, *keys)
             except Exception:  # limits wraps every storage failure differently
+                metrics.count_redis_error()
                 log.warning("redis.rate_limit_unavailable")
         return await getattr(self._local_limiter, call)(item, *keys)
 

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass import metrics
 from ehass.appointments import repository, rules
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
@@ -145,10 +146,12 @@ async def _claim_slot(
     if await repository.has_overlap(
         session, start=slot.start, end=slot.end, doctor_id=doctor.id, excluding=excluding
     ):
+        metrics.count_booking_conflict()
         raise SlotUnavailableError("Another appointment holds this time.")
     if await repository.has_overlap(
         session, start=slot.start, end=slot.end, patient_id=patient_id, excluding=excluding
     ):
+        metrics.count_booking_conflict()
         raise PatientBusyError("The patient already has an appointment at this time.")
     return slot.start, slot.end
 
@@ -167,6 +170,7 @@ async def _flush_guarded(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError as exc:
         # The unique indexes are the last guard when two writers pass the checks at once.
+        metrics.count_booking_conflict()
         raise SlotUnavailableError("Another appointment holds this time.") from exc
 
 
@@ -335,6 +339,7 @@ async def book(
         appointment = await _book_locked(
             session, doctor=doctor, request=request, patient_id=patient_id, now=now
         )
+        metrics.count_booking()
         return Booking(appointment=appointment)
 
     claim = await _claim_key(
@@ -358,6 +363,7 @@ async def book(
     claim.status_code = 201
     claim.response_body = AppointmentRead.model_validate(appointment).model_dump(mode="json")
     await session.flush()
+    metrics.count_booking()
     return Booking(appointment=appointment)
 
 
@@ -480,6 +486,7 @@ async def cancel(
     appointment.status = Status.CANCELLED
     appointment.updated_at = now
     await session.flush()
+    metrics.count_cancellation()
     audit.record(
         session,
         at=now,

@@ -8,6 +8,7 @@ import structlog
 from limits import RateLimitItemPerMinute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass import metrics
 from ehass.audit import service as audit
 from ehass.auth import mfa, repository
 from ehass.auth.models import RefreshToken, UserSession
@@ -69,6 +70,7 @@ async def _refuse_if_locked(rt: Runtime, email: str, ip: str) -> None:
     ):
         state = await rt.shared.limit_state(item, *keys)
         if not state.allowed:
+            metrics.count_rate_limited()
             raise TooManyRequestsError(
                 f"Too many failed logins for {who}; try again later.",
                 retry_after=state.retry_after,
@@ -151,6 +153,7 @@ async def login(
             actor_role=user.role if user else None,
             changes={"reason": reason},
         )
+        metrics.count_login_failure()
         log.info("auth.login_failed", user_id=user.id if user else None)
         raise InvalidCredentialsError("Invalid email or password.")
 
