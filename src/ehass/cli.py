@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +33,18 @@ def _plain_http_refusal(args: argparse.Namespace) -> str | None:
     )
 
 
+def _prepare_multiprocess_metrics() -> None:
+    """Workers share their metrics through files; a fresh directory on every start."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        path = Path(tempfile.mkdtemp(prefix="ehass-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -40,7 +54,13 @@ def _serve(args: argparse.Namespace) -> int:
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         print("ehass: --ssl-certfile and --ssl-keyfile go together", file=sys.stderr)
         return 2
-    forwarded = get_settings().forwarded_allow_ips
+    settings = get_settings()
+    forwarded = settings.forwarded_allow_ips
+    if args.workers > 1:
+        _prepare_multiprocess_metrics()
+    from ehass.metrics import start_metrics_server  # after PROMETHEUS_MULTIPROC_DIR is set
+
+    start_metrics_server(settings)
     uvicorn.run(
         "ehass.main:create_app",
         factory=True,
@@ -55,6 +75,10 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=forwarded is not None,
         forwarded_allow_ips=forwarded,
         timeout_keep_alive=5,
+        # Beyond this many open connections and tasks per process, answer 503 at once
+        # rather than queue without bound (slow or idle clients cannot pile up forever).
+        limit_concurrency=1000,
+        backlog=2048,
         timeout_graceful_shutdown=20,
         log_level="warning",
     )

@@ -10,8 +10,10 @@ import time
 
 import structlog
 from limits import parse as parse_limit
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ehass import metrics
 from ehass.core import context
 from ehass.core.principal import ClientInfo
 from ehass.errors import problem, unexpected_error
@@ -97,6 +99,9 @@ class RequestContextMiddleware:
                 slug="body-too-large",
             )
             await response(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = 499  # the client closed the request: there is nobody left to answer
+            log.info("request.client_disconnected")
         except Exception:
             log.exception("request.unhandled_error")
             if response_started:
@@ -187,6 +192,7 @@ class RateLimitMiddleware:
         for name, item in limits:
             state = await self.shared.hit(item, "requests", name, address)
             if not state.allowed:
+                metrics.count_rate_limited()
                 response = problem(
                     429,
                     detail="Too many requests from this address; slow down.",
