@@ -6,17 +6,7 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    assert "Traceback" not in response.text
-    return body
+from tests.problems import assert_problem
 
 
 async def test_unknown_route_is_404_problem(client):

@@ -10,12 +10,12 @@ from ehass.appointments.models import Status
 from tests.appointments.support import (
     TUE_0900,
     assert_appointment,
-    assert_problem,
     count_appointments,
     doctor_id,
     error_locs,
     patient_id,
 )
+from tests.problems import assert_problem
 
 
 async def test_patient_books_a_free_slot(api, factories, session):

@@ -6,12 +6,12 @@ import pytest
 
 from tests.appointments.support import (
     assert_appointment,
-    assert_problem,
     count_appointments,
     doctor_id,
     error_locs,
     patient_id,
 )
+from tests.problems import assert_problem
 
 
 async def test_a_patient_may_name_themselves_but_nobody_else(api, factories, session):

@@ -11,11 +11,11 @@ from tests.appointments.support import (
     TUE_0900,
     WED_0900,
     assert_appointment,
-    assert_problem,
     doctor_id,
     patient_id,
     stored,
 )
+from tests.problems import assert_problem
 
 
 async def _delete(api, token, appointment):

@@ -12,13 +12,13 @@ from tests.appointments.support import (
     WED_0900,
     WED_1000,
     assert_appointment,
-    assert_problem,
     doctor_id,
     error_locs,
     fresh_token,
     stored,
     z,
 )
+from tests.problems import assert_problem
 
 
 async def _put(api, token, appointment, body):

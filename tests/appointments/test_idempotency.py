@@ -7,12 +7,12 @@ from datetime import date
 from ehass.availability.models import AvailabilityOverride
 from tests.appointments.support import (
     WED_0900,
-    assert_problem,
     count_appointments,
     doctor_id,
     fresh_token,
     patient_id,
 )
+from tests.problems import assert_problem
 
 KEY = {"Idempotency-Key": "7d1f0a52-booking-1"}
 

@@ -13,12 +13,12 @@ from tests.appointments.support import (
     TUE_0900,
     WED_0900,
     assert_appointment,
-    assert_problem,
     doctor_id,
     error_locs,
     patient_id,
     z,
 )
+from tests.problems import assert_problem
 
 
 @pytest.fixture

@@ -15,21 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from ehass.appointments.models import Status
+from tests.problems import assert_problem
 
 UTC_FORM = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00Z$")
 NINE_TO_FIVE = [{"day": d, "start": "09:00", "end": "17:00"} for d in ("mon", "tue", "wed")]
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert {"type", "title", "status", "detail"} <= problem.keys(), problem
-    assert problem["status"] == status
-    if status == 422:
-        assert problem["errors"], problem
-        assert all({"loc", "msg"} <= error.keys() for error in problem["errors"])
-    return problem
 
 
 def at(text: str) -> datetime:

@@ -8,19 +8,9 @@ import uuid
 
 import pytest
 
+from tests.problems import assert_problem
+
 DOCTOR_FIELDS = {"id", "user_id", "name", "specialty", "timezone"}
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert {"type", "title", "status", "detail"} <= problem.keys(), problem
-    assert problem["status"] == status
-    if status == 422:
-        assert problem["errors"], problem
-        assert all({"loc", "msg"} <= error.keys() for error in problem["errors"])
-    return problem
 
 
 def marker() -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from ehass.appointments.models import Status
 from tests.factories import PASSWORD
+from tests.problems import assert_problem
 
 NEW_PASSWORD = "another quite unusual passphrase 7"
 UTC_FORM = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -28,18 +29,6 @@ USER_FIELDS = {
     "specialty",
     "timezone",
 }
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert {"type", "title", "status", "detail"} <= problem.keys(), problem
-    assert problem["status"] == status
-    if status == 422:
-        assert problem["errors"], problem
-        assert all({"loc", "msg"} <= error.keys() for error in problem["errors"])
-    return problem
 
 
 def marker() -> str:
