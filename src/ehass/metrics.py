@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import secrets
 import time
-from collections.abc import Iterator
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
@@ -42,15 +40,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ehass.config import Settings
+from ehass.routes import templates_of
 
 log = structlog.get_logger("ehass.metrics")
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-UNMATCHED = "unmatched"
 # A fast API: most answers take a few milliseconds; anything past 2.5 s is an outlier.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # How often a worker re-reads the scrape-time gauges when a separate metrics port is served
@@ -184,58 +181,6 @@ async def refresh_gauges(app: FastAPI) -> None:
 # --- route templates ----------------------------------------------------------------
 
 
-def _routes_with_templates(routes: list[BaseRoute]) -> Iterator[tuple[BaseRoute, str]]:
-    """Every route of the app with its full path template, prefixes included."""
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # FastAPI that flattens included routers: paths are already full
-        for route in routes:
-            template = getattr(route, "path_format", None)
-            if template:
-                yield route, template
-        return
-    for context in iter_route_contexts(routes):
-        if context.path_format:
-            yield context.original_route, context.path_format
-
-
-class RouteTemplates:
-    """The route template of a request (`/api/v1/appointments/{appointmentId}`).
-
-    `scope["route"]` is the matched route object, but a route of an included router may
-    know only the path relative to that router. So the app's routes are listed once with
-    their full templates, and the request's path picks among the templates of its route.
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self._table: dict[int, list[tuple[re.Pattern[str], str]]] | None = None
-
-    def _build(self) -> dict[int, list[tuple[re.Pattern[str], str]]]:
-        table: dict[int, list[tuple[re.Pattern[str], str]]] = {}
-        for route, template in _routes_with_templates(self.app.routes):
-            regex = compile_path(template)[0]
-            table.setdefault(id(route), []).append((regex, template))
-        return table
-
-    def label(self, scope: Scope, path: str, root_path: str) -> str:
-        route = scope.get("route")
-        if route is None:
-            return UNMATCHED
-        if self._table is None or id(route) not in self._table:
-            self._table = self._build()  # routes added since: list them again, once
-            self._table.setdefault(id(route), [])
-        for regex, template in self._table[id(route)]:
-            if regex.match(path):
-                return template
-        # A route the app does not list (a mounted sub-application's own route): the mount
-        # prefix is what routing added to root_path.
-        own = getattr(route, "path_format", None) or getattr(route, "path", None)
-        if not own:
-            return UNMATCHED
-        return scope.get("root_path", "")[len(root_path) :] + own
-
-
 # --- the middleware -----------------------------------------------------------------
 
 
@@ -253,7 +198,7 @@ class MetricsMiddleware:
         self.app = app
         self.fastapi_app = fastapi_app
         self.refresh_seconds = refresh_seconds
-        self.templates = RouteTemplates(fastapi_app)
+        self.templates = templates_of(fastapi_app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" and self.refresh_seconds:

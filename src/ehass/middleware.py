@@ -17,22 +17,11 @@ from ehass import metrics
 from ehass.core import context
 from ehass.core.principal import ClientInfo
 from ehass.errors import problem, unexpected_error
+from ehass.routes import templates_of
 from ehass.shared import SharedState
 
 log = structlog.get_logger("ehass.request")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def route_template(scope: Scope) -> str | None:
-    """The matched route's full path template (`/api/v1/users/{userId}`), never the raw path.
-
-    A route of an included router knows only its own prefix; FastAPI keeps the effective,
-    fully prefixed route of the request in its scope entry.
-    """
-    effective = (scope.get("fastapi") or {}).get("effective_route_context")
-    if effective is not None and getattr(effective, "path_format", None):
-        return str(effective.path_format)
-    return getattr(scope.get("route"), "path", None)
 
 
 class _BodyTooLarge(Exception):
@@ -48,6 +37,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path, root_path = scope.get("path", ""), scope.get("root_path", "")
         headers = dict(scope.get("headers") or [])
         sent = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _SAFE_REQUEST_ID.match(sent) else secrets.token_hex(16)
@@ -112,7 +102,7 @@ class RequestContextMiddleware:
             log.info(
                 "request",
                 method=scope["method"],
-                route=route_template(scope),
+                route=templates_of(scope["app"]).label(scope, path, root_path),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 user_id=principal.user_id if principal else None,

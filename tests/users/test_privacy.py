@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tests.factories import PASSWORD
 
@@ -96,3 +96,17 @@ async def test_a_cancelled_booking_gives_a_doctor_no_access_to_the_patient(api, 
     )
     response = await api("GET", f"/users/{patient.id}", token=await factories.token(doctor))
     assert response.status_code == 404
+
+
+async def test_a_date_of_birth_after_today_by_the_service_clock_is_422(api, factories, clock):
+    body = {
+        "email": "tomorrow@example.org",
+        "password": "a long unusual passphrase",
+        "name": "Not Born Yet",
+        "role": "patient",
+        "date_of_birth": (clock.now().date() + timedelta(days=1)).isoformat(),
+    }
+    response = await api("POST", "/auth/register", json=body)
+    assert response.status_code == 422
+    body["date_of_birth"] = clock.now().date().isoformat()
+    assert (await api("POST", "/auth/register", json=body)).status_code == 201

@@ -41,15 +41,14 @@ TimeZoneName = Annotated[
 ]
 
 
-def _past_date(value: date) -> date:
-    if value > date.today():
-        raise ValueError("date of birth cannot be in the future")
+def _plausible_date(value: date) -> date:
+    # "Not in the future" needs the service clock: users.service checks it.
     if value.year < 1900:
         raise ValueError("date of birth must be after 1900")
     return value
 
 
-DateOfBirth = Annotated[IsoDate, AfterValidator(_past_date)]
+DateOfBirth = Annotated[IsoDate, AfterValidator(_plausible_date)]
 
 
 class RegisterRequest(RequestModel):

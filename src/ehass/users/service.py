@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +94,13 @@ def _audit_created(session: AsyncSession, rt: Runtime, user: User) -> None:
         )
 
 
+def _check_birth(born: date | None, rt: Runtime) -> None:
+    if born is not None and born > rt.clock.now().date():
+        raise UnprocessableError(
+            "date of birth cannot be in the future", loc=("body", "date_of_birth")
+        )
+
+
 def _check_password(password: str, field: str = "password") -> None:
     if problem := password_problem(password):
         raise UnprocessableError(problem, loc=("body", field))
@@ -108,6 +116,7 @@ async def _insert(session: AsyncSession, user: User) -> None:
 
 
 async def register(session: AsyncSession, rt: Runtime, *, request: RegisterRequest) -> User:
+    _check_birth(request.date_of_birth, rt)
     _check_password(request.password)
     email = request.email.lower()
     if await repository.email_taken(session, email):
@@ -219,6 +228,7 @@ async def update(
         if field in sent and user.doctor is None:
             raise UnprocessableError(f"Only doctors have a {field}.", loc=("body", field))
 
+    _check_birth(request.date_of_birth, rt)
     now = rt.clock.now()
     before = _fields(user)
     if "password" in sent:
