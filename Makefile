@@ -28,3 +28,10 @@ lint: install
 format: install
 	$(UV) run --frozen ruff format src tests
 	$(UV) run --frozen ruff check --fix src tests
+
+# Load benchmark (bench/README.md): make bench BENCH_ARGS="--rate 400 --duration 60"
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: install
+	$(UV) run --frozen python bench/run.py $(BENCH_ARGS)
