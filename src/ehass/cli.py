@@ -85,6 +85,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from ehass.logging import configure_logging
+    from ehass.metrics import start_metrics_server
+    from ehass.notifications.worker import run_standalone
+
+    settings = get_settings()
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    start_metrics_server(settings)
+    return uvloop.run(run_standalone(settings))
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from ehass.migrate import upgrade
 
@@ -177,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-certfile", type=Path)
     serve.add_argument("--ssl-keyfile", type=Path)
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser(
+        "worker", help="deliver notifications and reminders (run as many as you like)"
+    )
+    worker.set_defaults(handler=_worker)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True

@@ -64,6 +64,23 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = None  # OTLP/HTTP traces endpoint; tracing is off without it
     log_json: bool | None = None  # None: JSON outside development
 
+    # Notifications (see notifications/): where links in messages point, and how mail leaves.
+    public_url: str = "http://127.0.0.1:8000"
+    # smtp://user:pass@host:587 (STARTTLS when offered), smtp+starttls:// (STARTTLS required),
+    # smtps:// (TLS from the first byte). None: messages are written to the log instead.
+    smtp_url: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+    mail_from: str = "EHASS <no-reply@ehass.localhost>"
+    reminder_offsets_hours: list[int] = [24]
+    notification_max_attempts: int = Field(default=8, ge=1)
+    notification_retry_base_seconds: float = Field(default=30, gt=0)
+    notification_retry_max_seconds: float = Field(default=3600, gt=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # A worker that claimed a message and died holds it this long; then another sends it.
+    notification_lease_seconds: float = Field(default=300, gt=0)
+    # None: a worker runs inside `ehass serve` on SQLite only; elsewhere run `ehass worker`.
+    embedded_worker: bool | None = None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -104,6 +121,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
+
+    @property
+    def mail_domain(self) -> str:
+        """The part after @ of the sender: it names Message-IDs and calendar UIDs."""
+        address = self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
+        return address.rsplit("@", 1)[-1] or "ehass.localhost"
 
     @property
     def json_logs(self) -> bool:

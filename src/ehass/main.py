@@ -22,6 +22,8 @@ from ehass.admin.router import router as admin_router
 from ehass.appointments.router import router as appointments_router
 from ehass.auth.router import router as auth_router
 from ehass.availability.router import router as availability_router
+from ehass.calendars.router import feed_router
+from ehass.calendars.router import router as calendars_router
 from ehass.config import Settings, get_settings
 from ehass.core.clock import Clock, SystemClock
 from ehass.db import Database
@@ -34,6 +36,8 @@ from ehass.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from ehass.notifications import worker
+from ehass.notifications.router import router as notifications_router
 from ehass.openapi import problems
 from ehass.ops.router import router as ops_router
 from ehass.runtime import Runtime
@@ -68,7 +72,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await wait_for_database(database, within_seconds=settings.startup_timeout_seconds)
-        yield
+        async with worker.embedded(database, app.state.runtime):
+            yield
         await shared.close()
         await database.dispose()
 
@@ -91,12 +96,16 @@ def create_app(
         users_router,
         doctors_router,
         availability_router,
+        # Before appointments: `/appointments/{id}.ics` must not be read as an id.
+        calendars_router,
         appointments_router,
         admin_router,
+        notifications_router,
     ):
         api.include_router(router)
     app.include_router(api)
     app.include_router(ops_router)
+    app.include_router(feed_router)
     install_error_handlers(app)
     # Added innermost first: requests pass context -> security headers -> CORS -> limits.
     if settings.rate_limit_enabled:

@@ -89,6 +89,26 @@ BOOKING_CONFLICTS = Counter(
 )
 LOGIN_FAILURES = Counter("ehass_login_failures_total", "Failed login attempts.")
 RATE_LIMITED = Counter("ehass_rate_limited_total", "Requests refused with 429.")
+NOTIFICATIONS_DELIVERED = Counter(
+    "ehass_notifications_delivered_total",
+    "Messages delivered, by kind and channel (smtp, or log when no SMTP is configured).",
+    ["kind", "channel"],
+)
+NOTIFICATION_FAILURES = Counter(
+    "ehass_notification_failures_total",
+    "Delivery attempts that failed, by outcome (retry later, or dead-lettered).",
+    ["outcome"],
+)
+OUTBOX_DUE = Gauge(
+    "ehass_outbox_due",
+    "Messages due for delivery and not yet delivered.",
+    multiprocess_mode="livemax",
+)
+OUTBOX_DEAD = Gauge(
+    "ehass_outbox_dead",
+    "Messages given up on after the last retry (the dead-letter state).",
+    multiprocess_mode="livemax",
+)
 
 
 # --- domain events: one call where the event happens ---------------------------------
@@ -116,6 +136,19 @@ def count_rate_limited() -> None:
 
 def count_redis_error() -> None:
     REDIS_ERRORS.inc()
+
+
+def count_delivery(kind: str, channel: str) -> None:
+    NOTIFICATIONS_DELIVERED.labels(kind=kind, channel=channel).inc()
+
+
+def count_delivery_failure(outcome: str) -> None:
+    NOTIFICATION_FAILURES.labels(outcome=outcome).inc()
+
+
+def set_outbox(*, due: int, dead: int) -> None:
+    OUTBOX_DUE.set(due)
+    OUTBOX_DEAD.set(dead)
 
 
 # --- registries -------------------------------------------------------------------
@@ -161,9 +194,11 @@ def _set_pool_gauge(engine: AsyncEngine | None) -> None:
 
 
 async def refresh_gauges(app: FastAPI) -> None:
-    """Reads the gauges that live elsewhere: the engine's pool and the audit chain head.
-    A database that does not answer leaves the last reading in place."""
-    from ehass.audit.models import AuditChainHead  # late: services import this module
+    """Reads the gauges that live elsewhere: the engine's pool, the audit chain head and
+    the outbox. A database that does not answer leaves the last readings in place."""
+    # Late: the services import this module.
+    from ehass.audit.models import AuditChainHead
+    from ehass.notifications.repository import outbox_counts
 
     database = getattr(app.state, "database", None)
     if database is None:
@@ -172,10 +207,12 @@ async def refresh_gauges(app: FastAPI) -> None:
     try:
         async with asyncio.timeout(2), database.sessionmaker() as session:
             last_id = await session.scalar(select(func.max(AuditChainHead.last_id)))
+            outbox = await outbox_counts(session, now=app.state.runtime.clock.now())
     except Exception as exc:  # a scrape must answer even when the database does not
-        log.warning("metrics.audit_chain_unavailable", error=type(exc).__name__)
+        log.warning("metrics.database_unavailable", error=type(exc).__name__)
         return
     AUDIT_CHAIN_LENGTH.set(last_id or 0)
+    set_outbox(due=outbox["due"] or 0, dead=outbox["dead"] or 0)
 
 
 # --- route templates ----------------------------------------------------------------

@@ -4,8 +4,10 @@ from ehass.appointments.models import Appointment, IdempotencyRecord
 from ehass.audit.models import AuditChainHead, AuditEntry
 from ehass.auth.models import MfaFactor, RecoveryCode, RefreshToken, UserSession
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.calendars.models import CalendarFeed
 from ehass.core.base import Base
 from ehass.doctors.models import Doctor
+from ehass.notifications.models import Notification, WorkerHeartbeat
 from ehass.users.models import Patient, User
 
 __all__ = [
@@ -14,13 +16,16 @@ __all__ = [
     "AuditEntry",
     "AvailabilityOverride",
     "Base",
+    "CalendarFeed",
     "Doctor",
     "IdempotencyRecord",
     "MfaFactor",
+    "Notification",
     "Patient",
     "RecoveryCode",
     "RefreshToken",
     "User",
     "UserSession",
     "WeeklyWindow",
+    "WorkerHeartbeat",
 ]

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ehass.core.schemas import ResponseModel
+from pydantic import Field
+
+from ehass.core.schemas import ResponseModel, UtcDateTime
 
 
 class DatabaseHealth(ResponseModel):
@@ -19,9 +21,25 @@ class RedisHealth(ResponseModel):
     latency_ms: float | None
 
 
+class WorkerBeat(ResponseModel):
+    worker_id: str
+    host: str
+    pid: int
+    embedded: bool
+    started_at: UtcDateTime
+    seen_at: UtcDateTime
+
+
 class WorkerHealth(ResponseModel):
     status: Literal["embedded", "ok", "missing"]
     detail: str
+    workers: list[WorkerBeat] = Field(description="Workers seen in the last minute")
+
+
+class OutboxHealth(ResponseModel):
+    due: int = Field(description="Messages due and not yet delivered")
+    dead: int = Field(description="Messages given up on after the last retry")
+    oldest_due_seconds: int | None = Field(description="How long the oldest due message waits")
 
 
 class SystemHealth(ResponseModel):
@@ -31,4 +49,5 @@ class SystemHealth(ResponseModel):
     database: DatabaseHealth
     redis: RedisHealth
     worker: WorkerHealth
+    outbox: OutboxHealth | None = Field(description="Null when the database does not answer")
     audit_entries: int | None

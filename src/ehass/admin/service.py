@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from importlib.metadata import version
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ehass.admin.schemas import DatabaseHealth, RedisHealth, SystemHealth, WorkerHealth
+from ehass.admin.schemas import (
+    DatabaseHealth,
+    OutboxHealth,
+    RedisHealth,
+    SystemHealth,
+    WorkerBeat,
+    WorkerHealth,
+)
 from ehass.audit.models import AuditChainHead
 from ehass.core.principal import Principal
 from ehass.errors import PermissionDeniedError
 from ehass.migrate import head_revision
+from ehass.notifications import repository as notification_repository
 from ehass.runtime import Runtime
 
 STARTED = time.monotonic()
@@ -63,14 +72,48 @@ async def _redis(rt: Runtime) -> RedisHealth:
     )
 
 
+# A worker beats every 10 seconds; a minute of silence means it is gone.
+WORKER_SILENCE = timedelta(minutes=1)
+# Due messages older than this mean delivery is stuck (no worker, or a failing one).
+OUTBOX_STUCK_SECONDS = 300
+
+
+async def _worker_and_outbox(
+    session: AsyncSession, rt: Runtime
+) -> tuple[WorkerHealth, OutboxHealth | None]:
+    now = rt.clock.now()
+    try:
+        beats = await notification_repository.heartbeats(session, since=now - WORKER_SILENCE)
+        counts = await notification_repository.outbox_counts(session, now=now)
+    except Exception:  # the database is already reported as unavailable
+        return WorkerHealth(status="missing", detail="unknown", workers=[]), None
+    workers = [WorkerBeat.model_validate(beat) for beat in beats]
+    if any(not beat.embedded for beat in beats):
+        worker = WorkerHealth(status="ok", detail="`ehass worker` processes", workers=workers)
+    elif beats or rt.settings.runs_embedded_worker:
+        worker = WorkerHealth(
+            status="embedded", detail="a worker runs inside the app process", workers=workers
+        )
+    else:
+        worker = WorkerHealth(
+            status="missing", detail="no worker seen in the last minute", workers=[]
+        )
+    return worker, OutboxHealth(
+        due=counts["due"] or 0,
+        dead=counts["dead"] or 0,
+        oldest_due_seconds=counts["oldest_due_seconds"],
+    )
+
+
 async def health(session: AsyncSession, rt: Runtime, principal: Principal) -> SystemHealth:
     require_admin(principal)
     database, chain_length = await _database(session)
     redis = await _redis(rt)
-    worker = WorkerHealth(status="embedded", detail="background work runs inside the app process")
+    worker, outbox = await _worker_and_outbox(session, rt)
+    stuck = outbox is not None and (outbox.oldest_due_seconds or 0) > OUTBOX_STUCK_SECONDS
     if database.status != "ok":
         status = "unavailable"
-    elif redis.status == "unavailable" or not database.migrations_current:
+    elif redis.status == "unavailable" or not database.migrations_current or stuck:
         status = "degraded"
     else:
         status = "ok"
@@ -81,5 +124,6 @@ async def health(session: AsyncSession, rt: Runtime, principal: Principal) -> Sy
         database=database,
         redis=redis,
         worker=worker,
+        outbox=outbox,
         audit_entries=chain_length,
     )

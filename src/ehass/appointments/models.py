@@ -46,6 +46,9 @@ class Appointment(IntIdMixin, Base):
     reason: Mapped[str | None] = mapped_column(Encrypted("appointments.reason"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The iCalendar SEQUENCE: raised on every move or cancellation, so calendar apps
+    # replace the event they hold instead of adding a second one.
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     doctor_slot: Mapped[int | None] = mapped_column(
         Integer, Computed("CASE WHEN status = 'scheduled' THEN doctor_id END", persisted=True)
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
@@ -102,8 +102,8 @@ async def cancel_future(
     now: datetime,
     patient_id: int | None,
     doctor_id: int | None,
-) -> list[int]:
-    """Cancels the upcoming scheduled appointments of a patient or doctor; their ids."""
+) -> list[Appointment]:
+    """Cancels the upcoming scheduled appointments of a patient or doctor; returns them."""
     owners = []
     if patient_id is not None:
         owners.append(Appointment.patient_id == patient_id)
@@ -116,17 +116,32 @@ async def cancel_future(
         Appointment.scheduled_at > now,
         or_(*owners),
     )
-    ids = list(
-        (await session.execute(select(Appointment.id).where(*upcoming).with_for_update())).scalars()
+    rows = list(
+        (await session.scalars(select(Appointment).where(*upcoming).with_for_update())).all()
     )
-    if ids:
-        await session.execute(
-            update(Appointment)
-            .where(Appointment.id.in_(ids))
-            .values(status=Status.CANCELLED, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return ids
+    for appointment in rows:
+        appointment.status = Status.CANCELLED
+        appointment.updated_at = now
+        appointment.sequence += 1
+    await session.flush()
+    return rows
+
+
+async def participant_users(
+    session: AsyncSession, *, doctor_user_id: int, patient_id: int
+) -> tuple[User, User]:
+    """The accounts of an appointment's doctor and patient: (doctor's, patient's)."""
+    patient_user_id = select(Patient.user_id).where(Patient.id == patient_id).scalar_subquery()
+    users = {
+        user.id: user
+        for user in (
+            await session.scalars(
+                select(User).where(or_(User.id == doctor_user_id, User.id == patient_user_id))
+            )
+        ).all()
+    }
+    patient_user = next(user for uid, user in users.items() if uid != doctor_user_id)
+    return users[doctor_user_id], patient_user
 
 
 async def find_idempotency(

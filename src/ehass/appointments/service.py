@@ -29,6 +29,7 @@ from ehass.errors import (
     PermissionDeniedError,
     UnprocessableError,
 )
+from ehass.notifications import service as notifications
 from ehass.runtime import Runtime
 
 log = structlog.get_logger("ehass.appointments")
@@ -165,6 +166,20 @@ async def _lock_people(session: AsyncSession, *, doctor_id: int, patient_id: int
     return doctor
 
 
+async def _participants(
+    session: AsyncSession, appointment: Appointment, doctor: Doctor | None = None
+) -> notifications.Participants:
+    if doctor is None:
+        doctor = await session.get(Doctor, appointment.doctor_id)
+        assert doctor is not None  # a foreign key
+    doctor_user, patient_user = await repository.participant_users(
+        session, doctor_user_id=doctor.user_id, patient_id=appointment.patient_id
+    )
+    return notifications.Participants(
+        doctor=doctor, doctor_user=doctor_user, patient_user=patient_user
+    )
+
+
 async def _flush_guarded(session: AsyncSession) -> None:
     try:
         await session.flush()
@@ -191,6 +206,7 @@ def _patient_of_booking(principal: Principal, request: AppointmentCreate) -> int
 
 async def _book_locked(
     session: AsyncSession,
+    rt: Runtime,
     *,
     doctor: Doctor,
     request: AppointmentCreate,
@@ -219,6 +235,9 @@ async def _book_locked(
         entity="appointment",
         entity_id=appointment.id,
         changes=audit.snapshot(_fields(appointment)),
+    )
+    await notifications.appointment_booked(
+        session, rt, appointment, await _participants(session, appointment, doctor)
     )
     log.info("appointment.booked", appointment_id=appointment.id, doctor_id=doctor.id)
     return appointment
@@ -337,7 +356,7 @@ async def book(
     doctor = await _lock_people(session, doctor_id=request.doctor_id, patient_id=patient_id)
     if digest is None:
         appointment = await _book_locked(
-            session, doctor=doctor, request=request, patient_id=patient_id, now=now
+            session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now
         )
         metrics.count_booking()
         return Booking(appointment=appointment)
@@ -350,7 +369,7 @@ async def book(
     try:
         async with session.begin_nested():
             appointment = await _book_locked(
-                session, doctor=doctor, request=request, patient_id=patient_id, now=now
+                session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now
             )
     except DomainError as exc:
         # The contract replays the first response, whatever it was: keep the refusal too.
@@ -463,7 +482,12 @@ async def _move(
         now=now,
         moving=locked,
     )
+    previous_at = locked.scheduled_at
     locked.scheduled_at, locked.ends_at = start, end
+    locked.sequence += 1
+    await notifications.appointment_moved(
+        session, rt, locked, await _participants(session, locked, doctor), previous_at=previous_at
+    )
     return locked
 
 
@@ -485,7 +509,11 @@ async def cancel(
         )
     appointment.status = Status.CANCELLED
     appointment.updated_at = now
+    appointment.sequence += 1
     await session.flush()
+    await notifications.appointment_cancelled(
+        session, rt, appointment, await _participants(session, appointment), by=principal.role
+    )
     metrics.count_cancellation()
     audit.record(
         session,
@@ -555,15 +583,21 @@ async def cancel_future_of(
     cancelled = await repository.cancel_future(
         session, now=now, patient_id=patient_id, doctor_id=doctor_id
     )
-    for appointment_id in cancelled:
+    for appointment in cancelled:
         audit.record(
             session,
             at=now,
             action="appointment.cancel",
             entity="appointment",
-            entity_id=appointment_id,
+            entity_id=appointment.id,
             changes={
                 "status": {"before": Status.SCHEDULED, "after": Status.CANCELLED},
                 "cause": {"after": "deactivation"},
             },
+        )
+        people = await _participants(session, appointment)
+        # The closed account is told nothing; the other side learns why.
+        closed = people.patient_user if patient_id is not None else people.doctor_user
+        await notifications.appointment_cancelled(
+            session, rt, appointment, people, by="deactivation", skip_user_id=closed.id
         )

@@ -16,9 +16,11 @@ from ehass.audit.models import AuditEntry
 from ehass.audit.schemas import AuditEntryRead
 from ehass.auth.models import MfaFactor, UserSession
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.calendars import service as calendars
 from ehass.core.passwords import hash_password
 from ehass.core.principal import Principal
 from ehass.errors import ConflictError, PermissionDeniedError
+from ehass.notifications import service as notifications
 from ehass.runtime import Runtime
 from ehass.users import repository
 from ehass.users.models import User
@@ -138,6 +140,8 @@ async def erase(session: AsyncSession, rt: Runtime, principal: Principal, *, use
     factor = await session.get(MfaFactor, user.id)
     if factor is not None:
         await session.delete(factor)
+    await notifications.forget_recipient(session, user_id=user.id)
+    await calendars.forget(session, user_id=user.id)
     user.updated_at = rt.clock.now()
     await session.flush()
     audit.record(
