@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     notification_retry_base_seconds: float = Field(default=30, gt=0)
     notification_retry_max_seconds: float = Field(default=3600, gt=0)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long POST /holds (and a waitlist offer) keeps a slot for one patient.
+    hold_minutes: int = Field(default=5, ge=1, le=60)
     # A worker that claimed a message and died holds it this long; then another sends it.
     notification_lease_seconds: float = Field(default=300, gt=0)
     # None: a worker runs inside `ehass serve` on SQLite only; elsewhere run `ehass worker`.

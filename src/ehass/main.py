@@ -29,6 +29,7 @@ from ehass.core.clock import Clock, SystemClock
 from ehass.db import Database
 from ehass.doctors.router import router as doctors_router
 from ehass.errors import PROBLEM_JSON, install_error_handlers
+from ehass.holds.router import router as holds_router
 from ehass.logging import configure_logging
 from ehass.metrics import install_metrics
 from ehass.middleware import (
@@ -44,6 +45,7 @@ from ehass.runtime import Runtime
 from ehass.shared import SharedState
 from ehass.tracing import install_tracing
 from ehass.users.router import router as users_router
+from ehass.waitlist.router import router as waitlist_router
 
 API_PREFIX = "/api/v1"
 log = structlog.get_logger("ehass.main")
@@ -99,6 +101,8 @@ def create_app(
         # Before appointments: `/appointments/{id}.ics` must not be read as an id.
         calendars_router,
         appointments_router,
+        holds_router,
+        waitlist_router,
         admin_router,
         notifications_router,
     ):

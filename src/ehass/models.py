@@ -7,8 +7,10 @@ from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.calendars.models import CalendarFeed
 from ehass.core.base import Base
 from ehass.doctors.models import Doctor
+from ehass.holds.models import SlotHold
 from ehass.notifications.models import Notification, WorkerHeartbeat
 from ehass.users.models import Patient, User
+from ehass.waitlist.models import WaitlistEntry
 
 __all__ = [
     "Appointment",
@@ -24,8 +26,10 @@ __all__ = [
     "Patient",
     "RecoveryCode",
     "RefreshToken",
+    "SlotHold",
     "User",
     "UserSession",
+    "WaitlistEntry",
     "WeeklyWindow",
     "WorkerHeartbeat",
 ]

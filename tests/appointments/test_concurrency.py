@@ -373,3 +373,34 @@ async def test_cancelled_slot_is_rebooked_by_exactly_one(cluster: Cluster) -> No
         assert [a.id for a in held] == [appointment["id"]], f"round {round_}"
         holder = next(p for p in contenders if p.patient and p.patient.id == held[0].patient_id)
     await _assert_audit_chain_intact(cluster)
+
+
+async def test_holds_and_bookings_racing_for_one_slot_leave_exactly_one_winner(
+    cluster: Cluster,
+) -> None:
+    """A hold obeys the booking's guarantee: holds and bookings for one slot, all at once,
+    across both servers, and exactly one of them gets it."""
+    assert cluster.doctor.doctor is not None
+    slot = _at(cluster.days[0], 15)
+    calls = []
+    for index, patient in enumerate(cluster.patients):
+        if index % 2:
+            calls.append(_book(cluster, patient, cluster.doctor, slot))
+        else:
+            calls.append(
+                Call(
+                    "POST",
+                    "/holds",
+                    cluster.tokens[patient.id],
+                    {"doctor_id": cluster.doctor.doctor.id, "scheduled_at": _iso(slot)},
+                )
+            )
+
+    responses = await _burst(cluster, calls)
+
+    winners = [r for r in responses if r.status_code == 201]
+    assert len(winners) == 1, [(r.status_code, r.text[:200]) for r in responses]
+    refusals = {r.json()["type"] for r in responses if r.status_code != 201}
+    assert {r.status_code for r in responses if r.status_code != 201} == {409}
+    assert refusals <= {"/problems/slot-unavailable", "/problems/slot-held"}
+    await _assert_audit_chain_intact(cluster)

@@ -17,6 +17,10 @@ class AppointmentCreate(RequestModel):
     patient_id: Id | None = Field(
         default=None, description="Required from an admin; a patient may only give their own."
     )
+    hold_id: Id | None = Field(
+        default=None,
+        description="A live hold on this doctor and time (POST /holds) that the booking converts.",
+    )
 
     model_config = RequestModel.model_config | {
         "json_schema_extra": {

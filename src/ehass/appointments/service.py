@@ -14,6 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass import metrics
 from ehass.appointments import repository, rules
+from ehass.appointments.guards import (
+    PatientBusyError,
+    SlotUnavailableError,
+    lock_people,
+    patient_for,
+)
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
 from ehass.audit import service as audit
@@ -29,8 +35,11 @@ from ehass.errors import (
     PermissionDeniedError,
     UnprocessableError,
 )
+from ehass.holds import service as holds
+from ehass.holds.models import SlotHold
 from ehass.notifications import service as notifications
 from ehass.runtime import Runtime
+from ehass.waitlist import service as waitlist
 
 log = structlog.get_logger("ehass.appointments")
 
@@ -38,16 +47,6 @@ log = structlog.get_logger("ehass.appointments")
 class AppointmentNotFoundError(NotFoundError):
     slug = "appointment-not-found"
     title = "Appointment not found"
-
-
-class SlotUnavailableError(ConflictError):
-    slug = "slot-unavailable"
-    title = "Slot unavailable"
-
-
-class PatientBusyError(ConflictError):
-    slug = "patient-busy"
-    title = "Overlapping appointment"
 
 
 class InvalidTransitionError(ConflictError):
@@ -129,8 +128,9 @@ async def _claim_slot(
     at: datetime,
     now: datetime,
     moving: Appointment | None = None,
-) -> tuple[datetime, datetime]:
-    """Checks `at` is a free slot start for both people; returns the slot (start, end).
+) -> tuple[datetime, datetime, SlotHold | None]:
+    """Checks `at` is a free slot start for both people and held by nobody else; returns
+    the slot (start, end) and the patient's own hold on it, if they have one.
 
     Call with the doctor and patient rows locked (doctor first, always, so two bookings
     never wait on each other in opposite orders).
@@ -154,16 +154,10 @@ async def _claim_slot(
     ):
         metrics.count_booking_conflict()
         raise PatientBusyError("The patient already has an appointment at this time.")
-    return slot.start, slot.end
-
-
-async def _lock_people(session: AsyncSession, *, doctor_id: int, patient_id: int) -> Doctor:
-    doctor = await get_active_doctor(session, doctor_id, for_update=True)
-    if doctor is None:
-        raise UnprocessableError("Unknown or inactive doctor.", loc=("body", "doctor_id"))
-    if await repository.get_active_patient(session, patient_id, for_update=True) is None:
-        raise UnprocessableError("Unknown or inactive patient.", loc=("body", "patient_id"))
-    return doctor
+    own_hold = await holds.ensure_not_held(
+        session, doctor_id=doctor.id, start=slot.start, end=slot.end, patient_id=patient_id, now=now
+    )
+    return slot.start, slot.end, own_hold
 
 
 async def _participants(
@@ -189,21 +183,6 @@ async def _flush_guarded(session: AsyncSession) -> None:
         raise SlotUnavailableError("Another appointment holds this time.") from exc
 
 
-def _patient_of_booking(principal: Principal, request: AppointmentCreate) -> int:
-    if principal.role is Role.PATIENT:
-        assert principal.patient_id is not None
-        if request.patient_id is not None and request.patient_id != principal.patient_id:
-            raise PermissionDeniedError("Patients book only for themselves.")
-        return principal.patient_id
-    if principal.is_admin:
-        if request.patient_id is None:
-            raise UnprocessableError(
-                "An administrator must say which patient (patient_id).", loc=("body", "patient_id")
-            )
-        return request.patient_id
-    raise PermissionDeniedError("Only patients and administrators book appointments.")
-
-
 async def _book_locked(
     session: AsyncSession,
     rt: Runtime,
@@ -213,9 +192,22 @@ async def _book_locked(
     patient_id: int,
     now: datetime,
 ) -> Appointment:
-    start, end = await _claim_slot(
+    if request.hold_id is not None:
+        await holds.redeem(
+            session,
+            hold_id=request.hold_id,
+            patient_id=patient_id,
+            doctor_id=doctor.id,
+            at=request.scheduled_at,
+            now=now,
+        )
+    start, end, own_hold = await _claim_slot(
         session, doctor=doctor, patient_id=patient_id, at=request.scheduled_at, now=now
     )
+    if own_hold is not None:
+        # Booking a time you hold converts the hold, with or without its id.
+        holds.mark_booked(own_hold, now=now)
+        await waitlist.booked_from_offer(session, own_hold, now=now)
     appointment = Appointment(
         patient_id=patient_id,
         doctor_id=doctor.id,
@@ -337,7 +329,7 @@ async def book(
     request: AppointmentCreate,
     idempotency_key: str | None = None,
 ) -> Booking:
-    patient_id = _patient_of_booking(principal, request)
+    patient_id = patient_for(principal, request.patient_id, doing="book appointments")
     now = rt.clock.now()
     user_id = principal.user_id
     digest = _key_digest(idempotency_key) if idempotency_key is not None else None
@@ -353,7 +345,7 @@ async def book(
     # The locks come before the key is claimed: a concurrent request with the same key then
     # waits here and finds the first one's answer. Waiting on the key's unique index instead
     # deadlocks on MariaDB (its foreign-key check locks the users row FOR UPDATE locks too).
-    doctor = await _lock_people(session, doctor_id=request.doctor_id, patient_id=patient_id)
+    doctor = await lock_people(session, doctor_id=request.doctor_id, patient_id=patient_id)
     if digest is None:
         appointment = await _book_locked(
             session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now
@@ -459,7 +451,7 @@ async def _move(
     at: datetime,
     now: datetime,
 ) -> Appointment:
-    doctor = await _lock_people(
+    doctor = await lock_people(
         session, doctor_id=appointment.doctor_id, patient_id=appointment.patient_id
     )
     # Re-read under the locks: a concurrent cancel or move may have changed it.
@@ -474,7 +466,7 @@ async def _move(
             f"Appointments starting within {rt.settings.cancellation_notice_hours} hours "
             "cannot be moved by the patient; contact the practice."
         )
-    start, end = await _claim_slot(
+    start, end, own_hold = await _claim_slot(
         session,
         doctor=doctor,
         patient_id=locked.patient_id,
@@ -482,18 +474,25 @@ async def _move(
         now=now,
         moving=locked,
     )
+    if own_hold is not None:
+        holds.mark_booked(own_hold, now=now)
     previous_at = locked.scheduled_at
     locked.scheduled_at, locked.ends_at = start, end
     locked.sequence += 1
     await notifications.appointment_moved(
         session, rt, locked, await _participants(session, locked, doctor), previous_at=previous_at
     )
+    await _flush_guarded(session)
+    await waitlist.offer_freed_slot(session, rt, doctor=doctor, at=previous_at)
     return locked
 
 
 async def cancel(
     session: AsyncSession, rt: Runtime, principal: Principal, *, appointment_id: int
 ) -> Appointment:
+    appointment = await _visible(session, principal, appointment_id)
+    # The doctor's lock first, in the booking's order: the freed slot is offered under it.
+    doctor = await get_active_doctor(session, appointment.doctor_id, for_update=True)
     appointment = await _visible(session, principal, appointment_id, for_update=True)
     if appointment.status == Status.CANCELLED:
         return appointment
@@ -514,6 +513,8 @@ async def cancel(
     await notifications.appointment_cancelled(
         session, rt, appointment, await _participants(session, appointment), by=principal.role
     )
+    if doctor is not None:
+        await waitlist.offer_freed_slot(session, rt, doctor=doctor, at=appointment.scheduled_at)
     metrics.count_cancellation()
     audit.record(
         session,

@@ -27,6 +27,7 @@ from ehass.doctors.models import Doctor
 from ehass.doctors.repository import get_active_doctor
 from ehass.doctors.service import DoctorNotFoundError
 from ehass.errors import PermissionDeniedError, UnprocessableError
+from ehass.holds import repository as holds_repository
 from ehass.runtime import Runtime
 
 DEFAULT_RANGE = timedelta(days=7)
@@ -144,9 +145,33 @@ async def read(
     start, end = _range(start, end, now)
     doctor = await _doctor(session, doctor_id)
     schedule, weekly = await _load_schedule(session, doctor, start, end)
-    busy = await repository.busy_intervals(session, doctor.id, start - MAX_SLOT, end + MAX_SLOT)
-    slots = free_slots(schedule, start=start, end=end, now=now, busy=busy)
+    slots = await _free(session, doctor, schedule, start=start, end=end, now=now)
     return AvailabilityRead(**await _describe(session, doctor, weekly, slots, now))
+
+
+async def _free(
+    session: AsyncSession,
+    doctor: Doctor,
+    schedule: Schedule,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[Slot]:
+    """Slots nobody has booked and nobody holds."""
+    wide_start, wide_end = start - MAX_SLOT, end + MAX_SLOT
+    busy = await repository.busy_intervals(session, doctor.id, wide_start, wide_end)
+    busy += await holds_repository.live_intervals(
+        session, doctor_id=doctor.id, start=wide_start, end=wide_end, now=now
+    )
+    return free_slots(schedule, start=start, end=end, now=now, busy=busy)
+
+
+async def free_slots_between(
+    session: AsyncSession, doctor: Doctor, *, start: datetime, end: datetime, now: datetime
+) -> list[Slot]:
+    schedule, _ = await _load_schedule(session, doctor, start, end)
+    return await _free(session, doctor, schedule, start=start, end=end, now=now)
 
 
 def _outside(schedule: Schedule, appointment: Appointment) -> bool:

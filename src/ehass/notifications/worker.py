@@ -27,15 +27,19 @@ from ehass.appointments.models import Status as AppointmentStatus
 from ehass.config import Settings
 from ehass.core.clock import SystemClock
 from ehass.db import Database
+from ehass.doctors.repository import get_active_doctor
 from ehass.notifications import messages, repository
 from ehass.notifications.delivery import Mailer, mailer_for
 from ehass.notifications.models import DeliveryStatus, Notification, NotificationKind
 from ehass.runtime import Runtime
 from ehass.shared import SharedState
+from ehass.waitlist import service as waitlist
 
 log = structlog.get_logger("ehass.worker")
 
 HEARTBEAT_SECONDS = 10.0
+# How often run-out holds are let go and waiting patients offered free time.
+WAITLIST_SECONDS = 2.0
 
 
 def backoff_seconds(
@@ -73,6 +77,7 @@ class Worker:
         self.started_at = self.rt.clock.now()
         self.lease = timedelta(seconds=self.rt.settings.notification_lease_seconds)
         self._last_beat = 0.0
+        self._last_waitlist = 0.0
 
     async def run_once(self) -> int:
         """Delivers what is due now; returns how many messages it settled."""
@@ -81,12 +86,31 @@ class Worker:
             await self._deliver(item)
         return len(claimed)
 
+    async def run_waitlist(self) -> int:
+        """Lets run-out holds go and offers free time to waiting patients; returns the
+        number of offers made. Each doctor is handled in a transaction of its own."""
+        async with self.database.transaction() as session:
+            lapsed = await waitlist.lapsed_holds(session, self.rt)
+        for hold_id in lapsed:
+            async with self.database.transaction() as session:
+                await waitlist.settle_lapsed_hold(session, self.rt, hold_id=hold_id)
+        async with self.database.transaction() as session:
+            doctor_ids = await waitlist.doctors_to_fill(session, self.rt)
+        offered = 0
+        for doctor_id in doctor_ids:
+            async with self.database.transaction() as session:
+                doctor = await get_active_doctor(session, doctor_id, for_update=True)
+                if doctor is not None:
+                    offered += await waitlist.fill(session, self.rt, doctor=doctor)
+        return offered
+
     async def run(self, stop: asyncio.Event) -> None:
         """Works until `stop` is set; a failing database only pauses it."""
         log.info("worker.started", worker_id=self.worker_id, channel=self.mailer.channel)
         while not stop.is_set():
             try:
                 await self._heartbeat()
+                await self._waitlist_every(WAITLIST_SECONDS)
                 settled = await self.run_once()
             except Exception as exc:  # the database is down: wait, then try again
                 log.warning("worker.paused", error=type(exc).__name__)
@@ -95,6 +119,13 @@ class Worker:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.rt.settings.worker_poll_seconds)
         log.info("worker.stopped", worker_id=self.worker_id)
+
+    async def _waitlist_every(self, seconds: float) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_waitlist < seconds:
+            return
+        self._last_waitlist = loop_time
+        await self.run_waitlist()
 
     async def _heartbeat(self) -> None:
         loop_time = asyncio.get_running_loop().time()

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ehass.holds.models import HoldStatus, SlotHold
+
+
+def _live(now: datetime):  # type: ignore[no-untyped-def]
+    return (SlotHold.status == HoldStatus.ACTIVE, SlotHold.expires_at > now)
+
+
+async def get(session: AsyncSession, hold_id: int, *, for_update: bool = False) -> SlotHold | None:
+    query = select(SlotHold).where(SlotHold.id == hold_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def expire_lapsed(session: AsyncSession, *, doctor_id: int, now: datetime) -> None:
+    """Marks the doctor's run-out holds expired, freeing their unique index entries.
+    Call holding the doctor's lock."""
+    await session.execute(
+        update(SlotHold)
+        .where(
+            SlotHold.doctor_id == doctor_id,
+            SlotHold.status == HoldStatus.ACTIVE,
+            SlotHold.expires_at <= now,
+        )
+        .values(status=HoldStatus.EXPIRED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def live_overlapping(
+    session: AsyncSession, *, doctor_id: int, start: datetime, end: datetime, now: datetime
+) -> SlotHold | None:
+    return await session.scalar(
+        select(SlotHold)
+        .where(
+            *_live(now),
+            SlotHold.doctor_id == doctor_id,
+            SlotHold.scheduled_at < end,
+            SlotHold.ends_at > start,
+        )
+        .limit(1)
+    )
+
+
+async def live_intervals(
+    session: AsyncSession, *, doctor_id: int, start: datetime, end: datetime, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    rows = await session.execute(
+        select(SlotHold.scheduled_at, SlotHold.ends_at).where(
+            *_live(now),
+            SlotHold.doctor_id == doctor_id,
+            SlotHold.scheduled_at < end,
+            SlotHold.ends_at > start,
+        )
+    )
+    return [(row.scheduled_at, row.ends_at) for row in rows]
+
+
+async def live_count_of(session: AsyncSession, *, patient_id: int, now: datetime) -> int:
+    return (
+        await session.scalar(
+            select(func.count()).where(*_live(now), SlotHold.patient_id == patient_id)
+        )
+        or 0
+    )
+
+
+async def lapsed(session: AsyncSession, *, now: datetime, limit: int) -> Sequence[SlotHold]:
+    """Run-out holds still marked active, oldest first (the worker's sweep)."""
+    return (
+        await session.scalars(
+            select(SlotHold)
+            .where(SlotHold.status == HoldStatus.ACTIVE, SlotHold.expires_at <= now)
+            .order_by(SlotHold.expires_at, SlotHold.id)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def offered_before(
+    session: AsyncSession, *, waitlist_entry_id: int, doctor_id: int, at: datetime
+) -> bool:
+    held = await session.scalar(
+        select(SlotHold.id)
+        .where(
+            SlotHold.waitlist_entry_id == waitlist_entry_id,
+            SlotHold.doctor_id == doctor_id,
+            SlotHold.scheduled_at == at,
+        )
+        .limit(1)
+    )
+    return held is not None
