@@ -212,3 +212,12 @@ async def test_user_changes_and_deactivation_are_audited(api, factories):
     }
     assert by_action["user.deactivate"]["actor_id"] == admin.id
     assert "patient.read" not in by_action  # an admin's PUT is not a read of the record
+
+
+async def test_a_commit_with_unsealed_entries_fails_instead_of_losing_them(sessionmaker, clock):
+    async with sessionmaker() as session:
+        audit.record(session, at=clock.now(), action="test.unsealed", entity="test")
+        with pytest.raises(audit.UnsealedAuditError):
+            await session.commit()
+        audit.discard(session)
+        await session.rollback()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ehass.config import Settings
 from ehass.db import Database
 from ehass.main import create_app
 from ehass.metrics import install_metrics, start_metrics_server
+from tests.conftest import DEFAULT_NOW
 
 TOKEN = "metrics-scrape-token-0123456789"
 TEMPLATE = "/api/v1/appointments/{appointmentId}"
@@ -406,3 +407,49 @@ async def test_bookings_conflicts_cancellations_and_login_failures_are_counted(c
     }
     scraped = (await scrape(client)).text
     assert "ehass_bookings_total" in scraped and "ehass_audit_chain_length" in scraped
+
+
+async def test_outbox_depth_and_dead_letters_are_read_at_scrape_time(client, factories, session):
+    from ehass.notifications.models import DeliveryStatus, Notification, NotificationKind
+
+    patient = await factories.patient()
+    now = DEFAULT_NOW
+    for status, due in (
+        (DeliveryStatus.PENDING, now),  # due
+        (DeliveryStatus.PENDING, now + timedelta(hours=1)),  # a reminder, not due yet
+        (DeliveryStatus.DEAD, now),
+        (DeliveryStatus.SENT, now),
+    ):
+        session.add(
+            Notification(
+                kind=NotificationKind.BOOKED,
+                status=status,
+                user_id=patient.id,
+                message_id=f"<{status}-{due.timestamp()}@ehass.localhost>",
+                payload={},
+                due_at=due,
+                attempts=0,
+                created_at=now,
+            )
+        )
+    await session.flush()
+
+    body = (await scrape(client)).text
+
+    assert "ehass_outbox_due 1.0" in body
+    assert "ehass_outbox_dead 1.0" in body
+
+
+def test_deliveries_and_their_failures_are_counted():
+    sent = (
+        "ehass_notifications_delivered_total",
+        {"kind": "appointment.booked", "channel": "smtp"},
+    )
+    dead = ("ehass_notification_failures_total", {"outcome": "dead"})
+    before = sample(sent[0], **sent[1]), sample(dead[0], **dead[1])
+    metrics.count_delivery("appointment.booked", "smtp")
+    metrics.count_delivery_failure("dead")
+    assert (sample(sent[0], **sent[1]), sample(dead[0], **dead[1])) == (
+        before[0] + 1,
+        before[1] + 1,
+    )

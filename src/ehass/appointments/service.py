@@ -24,7 +24,7 @@ from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
 from ehass.audit import service as audit
 from ehass.availability.service import slot_for
-from ehass.core.pagination import Page, decode_cursor, encode_cursor
+from ehass.core.pagination import Page, after_time, time_cursor
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
 from ehass.doctors.repository import get_active_doctor
@@ -549,15 +549,6 @@ async def list_appointments(
         if doctor_id is not None and doctor_id != principal.doctor_id:
             return Page([], None)
         doctor_id = principal.doctor_id
-    after = None
-    if cursor:
-        at_text, last_id = decode_cursor(cursor, types=(str, int))
-        try:
-            after = (datetime.fromisoformat(at_text), last_id)
-        except ValueError as exc:
-            raise UnprocessableError("The cursor is malformed.", loc=("query", "cursor")) from exc
-        if after[0].tzinfo is None:
-            raise UnprocessableError("The cursor is malformed.", loc=("query", "cursor"))
     rows = await repository.list_appointments(
         session,
         doctor_id=doctor_id,
@@ -565,14 +556,14 @@ async def list_appointments(
         status=status,
         start=start,
         end=end,
-        after=after,
+        after=after_time(cursor),
         limit=limit + 1,
     )
     items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor([last.scheduled_at.isoformat(), last.id])
+        next_cursor = time_cursor(last.scheduled_at, last.id)
     return Page(items, next_cursor)
 
 

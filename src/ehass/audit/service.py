@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from ehass.audit.chain import link_hash
 from ehass.audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
@@ -95,6 +96,18 @@ def record(
             "changes": _json_safe(changes) if changes else None,
         }
     )
+
+
+class UnsealedAuditError(RuntimeError):
+    """A commit was attempted with audit entries still queued: they would be lost."""
+
+
+@event.listens_for(Session, "before_commit")
+def _refuse_unsealed_entries(session: Session) -> None:
+    # The request dependency and Database.transaction seal before they commit; a commit
+    # made anywhere else would silently drop the entries, so it fails instead.
+    if session.info.get(_PENDING):
+        raise UnsealedAuditError("audit entries were queued but not sealed before commit")
 
 
 def discard(session: AsyncSession) -> None:

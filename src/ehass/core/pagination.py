@@ -7,6 +7,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -65,3 +66,22 @@ def decode_cursor(cursor: str, *, types: Sequence[type]) -> list[Any]:
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+def time_cursor(at: datetime, last_id: int) -> str:
+    """The cursor of a page ordered by a datetime, then id, that ends at (at, last_id)."""
+    return encode_cursor([at.isoformat(), last_id])
+
+
+def after_time(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (datetime, id) a `time_cursor` page ends at; InvalidCursor (a 422) otherwise."""
+    if not cursor:
+        return None
+    at_text, last_id = decode_cursor(cursor, types=(str, int))
+    try:
+        at = datetime.fromisoformat(at_text)
+    except ValueError as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    if at.tzinfo is None or not possible_id(last_id):
+        raise InvalidCursor("malformed cursor")
+    return at, last_id
