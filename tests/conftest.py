@@ -181,6 +181,23 @@ def api(client: httpx.AsyncClient) -> Callable[..., Awaitable[httpx.Response]]:
     return call
 
 
+@pytest.fixture
+async def unreachable_database_client(tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose database cannot be opened (its directory does not exist)."""
+    settings = Settings(
+        env="test",
+        encryption_keys=TEST_ENCRYPTION_KEYS,  # the process-wide keyring stays the suite's
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db",
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        _env_file=None,
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await app.state.database.dispose()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get("EHASS_TEST_DATABASE_URL") or "sqlite (temporary file)"
     redis = os.environ.get("EHASS_TEST_REDIS_URL") or "none (in-process stand-ins)"

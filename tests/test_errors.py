@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi import APIRouter
 
@@ -81,24 +80,8 @@ async def test_request_id_is_on_error_responses_too(client):
     assert response.headers["x-request-id"]
 
 
-async def test_an_unreachable_database_is_a_503_problem_not_a_500(tmp_path):
-    from ehass.config import Settings
-    from ehass.main import create_app
-    from tests.conftest import TEST_ENCRYPTION_KEYS
-
-    settings = Settings(
-        env="test",
-        encryption_keys=TEST_ENCRYPTION_KEYS,  # the process-wide keyring stays the suite's
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/no-such-dir/ehass.db",
-        secret_key="test-secret-key-that-is-long-enough-0123456789",
-        _env_file=None,
-    )
-    app = create_app(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
-        response = await client.get("/api/v1/doctors")
-    await app.state.database.dispose()
+async def test_an_unreachable_database_is_a_503_problem_not_a_500(unreachable_database_client):
+    response = await unreachable_database_client.get("/api/v1/doctors")
     body = assert_problem(response, 503)
     assert body["type"] == "/problems/database-unavailable"
     assert response.headers["retry-after"] == "1"

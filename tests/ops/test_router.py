@@ -3,10 +3,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import text
 
-from ehass.config import Settings
 from ehass.db import Database
 from ehass.main import create_app
-from tests.conftest import TEST_ENCRYPTION_KEYS
 
 
 async def test_healthz_answers_ok(client):
@@ -35,20 +33,8 @@ async def test_readyz_answers_503_when_redis_is_configured_but_down(settings, en
     assert response.json()["redis"] == "unavailable"
 
 
-async def test_readyz_answers_503_when_the_database_does_not(tmp_path):
-    settings = Settings(
-        env="test",
-        encryption_keys=TEST_ENCRYPTION_KEYS,  # the process-wide keyring stays the suite's
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db",
-        secret_key="test-secret-key-that-is-long-enough-0123456789",
-        _env_file=None,
-    )
-    app = create_app(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
-        response = await client.get("/readyz")
-    await app.state.database.dispose()
+async def test_readyz_answers_503_when_the_database_does_not(unreachable_database_client):
+    response = await unreachable_database_client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["database"] == "unavailable"
 
