@@ -158,8 +158,10 @@ DENIALS = frozenset({401, 403, 404})
 async def _record_denial(database: Database, request: Request, exc: DomainError) -> None:
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
-    params = request.path_params
-    entity_id = next(iter(params.values()), None) if params else None
+    # The first path parameter names what was refused; a secret in the path (a calendar
+    # feed token) never goes into the trail, and nothing longer than the column fits.
+    ids = [value for name, value in request.path_params.items() if name != "token"]
+    entity_id = str(ids[0])[:64] if ids else None
     async with database.sessionmaker() as session:
         audit.record(
             session,

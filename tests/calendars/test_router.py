@@ -153,3 +153,19 @@ async def test_a_deactivated_accounts_feed_stops(
 async def test_unknown_feed_tokens_are_404(client: httpx.AsyncClient) -> None:
     for token in ("nope", "x" * 43, "%00"):
         assert_problem(await client.get(f"/calendar/{token}.ics"), 404)
+
+
+async def test_a_refused_feed_token_is_audited_without_the_token(
+    api: Any, client: httpx.AsyncClient, factories: Factories
+) -> None:
+    token = "0" * 127  # longer than any id column, and a secret if it were real
+    assert_problem(await client.get(f"/calendar/{token}.ics"), 404)
+
+    entries = await api(
+        "GET",
+        "/admin/audit-logs?action=access.denied",
+        token=await factories.token(await factories.admin()),
+    )
+    [entry] = [e for e in entries.json()["items"] if e["changes"]["route"].startswith("/calendar")]
+    assert entry["entity_id"] is None
+    assert token not in str(entry)
