@@ -15,9 +15,12 @@ import multiprocessing as mp
 import os
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import load
+import pyspy
 from client import Client
 from deploy import DB_NAME, log
 from load import API, Workload
@@ -30,17 +33,36 @@ RAW_FROM = datetime(2100, 1, 1)
 TARGETS = {"availability": 0.50, "booking": 0.15, "login": 0.80}
 
 
-def _argon2_verify_seconds(rounds: int = 20) -> float:
+def _argon2_verifies(seconds: float, q: mp.Queue) -> None:
     from argon2 import PasswordHasher
 
     from ehass.core.passwords import hash_password_sync
 
     encoded = hash_password_sync(PASSWORD)  # the project's parameters
     hasher = PasswordHasher()
-    t = time.perf_counter()
-    for _ in range(rounds):
+    done, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
         hasher.verify(encoded, PASSWORD)
-    return (time.perf_counter() - t) / rounds
+        done += 1
+    q.put(done)
+
+
+def argon2_rate(cores: int, seconds: float) -> dict:
+    """Verifications per second with one process per core given to the apps: the most
+    logins those cores could answer if they did nothing else."""
+    ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_argon2_verifies, args=(seconds, q)) for _ in range(cores)]
+    for p in procs:
+        p.start()
+    total = sum(q.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return {
+        "rps": round(total / seconds, 1),
+        "verify_ms": round(1000 * seconds * cores / max(total, 1), 1),
+        "cores": cores,
+    }
 
 
 async def _raw_inserts(
@@ -140,6 +162,71 @@ def _ratio(project: float, ceiling: float, name: str) -> dict:
     }
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    from report import proc_sample
+
+    return sum(proc_sample(p)["ticks"] for p in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def endpoint_costs(
+    *,
+    host: str,
+    port: int,
+    work: Workload,
+    app_pids: list[int],
+    db_pid: int | None,
+    seconds: float,
+    py_spy: str | None = None,
+    profile_prefix: Path | None = None,
+) -> dict:
+    """Each kind of request of the mix alone, closed loop: how many per second, and the CPU
+    each costs in the apps and in MariaDB. On a machine whose cores are all busy, the mix's
+    rate cannot exceed the cores over the weighted CPU per request."""
+    out = {}
+    for op in load.MIX:
+        if op == "login":
+            continue  # measured against argon2id in measure()
+
+        def make(client: Client, op: str = op) -> tuple[bytes, Callable]:
+            _, raw, on_answer = work.request(client, op)
+            return raw, on_answer
+
+        app0 = _cpu_seconds(app_pids)
+        db0 = _cpu_seconds([db_pid]) if db_pid else 0.0
+        spy = None
+        if py_spy and profile_prefix is not None:
+            raw_file = profile_prefix.with_name(f"{profile_prefix.name}-profile-{op}.txt")
+            spy = pyspy.start(py_spy, app_pids[0], seconds, raw_file)
+        res = load.run(load.saturate(host, port, make, concurrency=CONCURRENCY, seconds=seconds))
+        if spy is not None:
+            spy.wait(timeout=30)
+        app_cpu = _cpu_seconds(app_pids) - app0
+        db_cpu = (_cpu_seconds([db_pid]) - db0) if db_pid else 0.0
+        n = max(res["requests"], 1)
+        out[op] = {
+            "rps": res["rps"],
+            "ok_rps": res["ok_rps"],
+            "p50_ms": res["p50_ms"],
+            "p99_ms": res["p99_ms"],
+            "app_cpu_ms_per_request": round(1000 * app_cpu / n, 2),
+            "db_cpu_ms_per_request": round(1000 * db_cpu / n, 2),
+            "status_codes": res["status_codes"],
+        }
+        if spy is not None:
+            out[op]["profile"] = pyspy.summarize(raw_file)
+    weights = {op: w for op, w in load.MIX.items() if op in out}
+    total = sum(weights.values())
+    mix_app_ms = sum(w * out[op]["app_cpu_ms_per_request"] for op, w in weights.items()) / total
+    mix_db_ms = sum(w * out[op]["db_cpu_ms_per_request"] for op, w in weights.items()) / total
+    out["mix"] = {
+        "app_cpu_ms_per_request": round(mix_app_ms, 2),
+        "db_cpu_ms_per_request": round(mix_db_ms, 2),
+        # Every core busy with the apps and MariaDB alone (no generator, nginx, neighbours).
+        "max_rps_on_all_cores": round(1000 * (os.cpu_count() or 1) / (mix_app_ms + mix_db_ms), 1),
+    }
+    return out
+
+
 def measure(
     *,
     host: str,
@@ -152,22 +239,22 @@ def measure(
 ) -> dict:
     work = works[0]
 
-    def project_availability(client: Client) -> bytes:
+    def project_availability(client: Client) -> tuple[bytes, None]:
         path = f"{API}/doctors/{work.rng.choice(doctor_ids)}/availability?{work.week()}"
-        return client.encode("GET", path, token=work.tokens[0])
+        return client.encode("GET", path, token=work.tokens[0]), None
 
-    def ceiling_availability(client: Client) -> bytes:
+    def ceiling_availability(client: Client) -> tuple[bytes, None]:
         path = f"/ceiling/doctors/{work.rng.choice(doctor_ids)}/availability?{work.week()}"
-        return client.encode("GET", path)
+        return client.encode("GET", path), None
 
-    def project_booking(client: Client) -> bytes:
+    def project_booking(client: Client) -> tuple[bytes, None]:
         body = {"doctor_id": work.rng.choice(doctor_ids), "scheduled_at": work.slot()}
         token = work.rng.choice(work.tokens)
-        return client.encode("POST", f"{API}/appointments", token=token, body=body)
+        return client.encode("POST", f"{API}/appointments", token=token, body=body), None
 
-    def project_login(client: Client) -> bytes:
+    def project_login(client: Client) -> tuple[bytes, None]:
         body = {"email": work.rng.choice(work.login_emails), "password": PASSWORD}
-        return client.encode("POST", f"{API}/auth/login", body=body)
+        return client.encode("POST", f"{API}/auth/login", body=body), None
 
     def closed(make, concurrency: int = CONCURRENCY) -> dict:
         return load.run(load.saturate(host, port, make, concurrency=concurrency, seconds=seconds))
@@ -179,12 +266,7 @@ def measure(
     out["booking_raw_insert"] = raw_insert_rate(workers, seconds, patient_ids, doctor_ids)
     out["booking_project"] = closed(project_booking)
     cores = min(workers, os.cpu_count() or 1)
-    verify_s = _argon2_verify_seconds()
-    out["login_argon2"] = {
-        "verify_ms": round(1000 * verify_s, 1),
-        "cores": cores,
-        "rps": round(cores / verify_s, 1),
-    }
+    out["login_argon2"] = argon2_rate(cores, seconds)
     # Enough in flight to keep every app's hashing threads busy, not more.
     out["login_project"] = closed(project_login, concurrency=4 * workers)
     out["ratios"] = {

@@ -221,7 +221,7 @@ def open_load_parallel(cfg: dict, works: list[Workload]) -> list[dict]:
 async def saturate(
     host: str,
     port: int,
-    make: Callable[[Client], bytes],
+    make: Callable[[Client], tuple[bytes, Callable[[int, bytes], None] | None]],
     *,
     concurrency: int,
     seconds: float,
@@ -238,13 +238,16 @@ async def saturate(
 
     async def worker() -> None:
         while loop.time() < end:
-            raw = make(client)
+            raw, on_answer = make(client)
             started = loop.time()
+            status, body = 0, b""
             try:
-                status, _ = await client.request(raw)
-            except Exception:
+                status, body = await client.request(raw)
+            except Exception:  # timeouts, resets: counted as status 0
                 status = 0
             lats.append(loop.time() - started)
+            if on_answer is not None:
+                on_answer(status, body)
             statuses[status] = statuses.get(status, 0) + 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -183,6 +183,24 @@ def print_ceilings(ceilings: dict) -> None:
         print(f"  ratio {name:<22} {r['ratio']:.1%}  (target >= {r['target']:.0%})")
 
 
+def print_costs(costs: dict) -> None:
+    print("\nendpoint alone (closed loop): req/s, and CPU per request in the apps and MariaDB:")
+    for op, c in costs.items():
+        if op == "mix":
+            continue
+        print(
+            f"  {op:<18} {c['rps']:>8} /s  p50 {c['p50_ms']:>7} ms  "
+            f"app {c['app_cpu_ms_per_request']:>6} ms  db {c['db_cpu_ms_per_request']:>5} ms  "
+            f"{c['status_codes']}"
+        )
+    m = costs["mix"]
+    print(
+        f"  weighted mix: app {m['app_cpu_ms_per_request']} ms + db "
+        f"{m['db_cpu_ms_per_request']} ms CPU per request -> at most "
+        f"{m['max_rps_on_all_cores']} req/s with every core on the apps and MariaDB"
+    )
+
+
 # --------------------------------------------------------------------------- files
 def write_json(result: dict, out_dir: Path, stamp: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import ceilings
 import deploy
 import load
+import pyspy
 import report
 from deploy import log
 from seed import PASSWORD, seed
@@ -55,6 +56,17 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=10.0, help="per-request timeout (s)")
     ap.add_argument(
         "--ceiling-seconds", type=float, default=6, help="seconds per ceiling measurement (0: skip)"
+    )
+    ap.add_argument(
+        "--cost-seconds",
+        type=float,
+        default=4,
+        help="seconds per endpoint alone, closed loop, for its CPU cost (0: skip)",
+    )
+    ap.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="py-spy binary: profile app0 while each endpoint runs alone",
     )
     ap.add_argument("--no-nginx", action="store_true", help="load the first app port directly")
     ap.add_argument("--keep-db", action="store_true", help="do not drop ehass_bench at the end")
@@ -103,6 +115,8 @@ def main() -> int:
     env = deploy.app_env()
     os.environ.update(env)  # the in-process seeder reads the same settings
     tmp = Path(tempfile.mkdtemp(prefix="ehass-bench-"))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
     exit_code = 1
     try:
@@ -201,6 +215,24 @@ def main() -> int:
             )
         memory = report.memory_check([p["processes"] for p in phases], app_names)
 
+        costs = {}
+        if args.cost_seconds:
+            log(f"endpoint costs: each alone, closed loop, {args.cost_seconds:g}s")
+            costs = ceilings.endpoint_costs(
+                host="127.0.0.1",
+                port=port,
+                work=works[0],
+                app_pids=[p.pid for _, p in apps],
+                db_pid=watched.get("mariadb"),
+                seconds=args.cost_seconds,
+                py_spy=args.py_spy,
+                profile_prefix=RESULTS / stamp,
+            )
+            report.print_costs(costs)
+            for op, c in costs.items():
+                if "profile" in c:
+                    pyspy.print_summary(op, c["profile"])
+
         ceiling = {}
         if args.ceiling_seconds:
             ceiling = ceilings.measure(
@@ -229,7 +261,6 @@ def main() -> int:
             + ("met" if not misses else "missed by " + ", ".join(misses))
         )
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         result = {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "python bench/run.py " + " ".join(sys.argv[1:]),
@@ -241,6 +272,7 @@ def main() -> int:
             "phases": [{k: v for k, v in p.items() if k != "runs"} for p in phases],
             "memory": memory,
             "ceilings": ceiling,
+            "endpoint_costs": costs,
             "slo_misses": misses,
         }
         json_file = report.write_json(result, RESULTS, stamp)
