@@ -44,6 +44,27 @@ def proc_sample(pid: int) -> dict:
     return {"ticks": ticks, "rss_kb": rss_kb, "t": time.monotonic()}
 
 
+def machine_sample() -> dict:
+    """Busy and total CPU ticks of the whole machine (all cores), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return {"busy": sum(fields[:8]) - idle, "t": time.monotonic()}
+
+
+def machine_usage(before: dict, after: dict, procs: dict[str, dict], generator_pct: float) -> dict:
+    """CPU of the whole machine over a phase, in % of one core (200 % = both cores of two),
+    and what is left once the bench's own processes are taken out: other people's work,
+    which the bench shares the cores with."""
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = 100 * (after["busy"] - before["busy"]) / hz / max(after["t"] - before["t"], 1e-9)
+    ours = sum(p["cpu_pct"] for p in procs.values()) + generator_pct
+    return {
+        "cores": os.cpu_count(),
+        "busy_pct": round(busy, 1),
+        "others_pct": round(max(0.0, busy - ours), 1),
+    }
+
+
 def proc_usage(before: dict[str, dict], after: dict[str, dict]) -> dict[str, dict]:
     hz = os.sysconf("SC_CLK_TCK")
     out = {}
@@ -241,32 +262,34 @@ def plot(phases: list[dict], summary: dict, path: Path, title: str) -> None:
     rate = right.twinx()
     offset = 0.0
     for n, phase in enumerate(phases):
-        bins: dict[int, list[float]] = {}
+        planned: dict[int, list[float]] = {}  # latency by the second the request was due
+        answered: dict[int, int] = {}  # answers by the second they came back
         for run in phase["runs"]:
-            for _, _status, at, lat in run["results"]:
-                bins.setdefault(int(at), []).append(lat)
-        secs = sorted(bins)
-        p99 = [1000 * percentile(sorted(bins[s]), 99) for s in secs]
+            for _, status, at, lat in run["results"]:
+                planned.setdefault(int(at), []).append(lat)
+                if status > 0:
+                    answered[int(at + lat)] = answered.get(int(at + lat), 0) + 1
+        secs = sorted(planned)
         right.plot(
             [offset + s for s in secs],
-            p99,
+            [1000 * percentile(sorted(planned[s]), 99) for s in secs],
             color="#c44e52",
-            label="p99 per second" if n == 0 else None,
+            label="p99 of the requests due that second" if n == 0 else None,
         )
+        done = sorted(answered)
         rate.plot(
-            [offset + s for s in secs],
-            [len(bins[s]) for s in secs],
+            [offset + s for s in done],
+            [answered[s] for s in done],
             color="#999999",
             lw=0.8,
-            label="requests per second" if n == 0 else None,
         )
         if n:
             right.axvline(offset, color="black", lw=0.5, ls=":")
-        offset += phase["duration"]
+        offset += max(phase["duration"], max(done, default=0) + 1)
     right.set_yscale("log")
     right.set_xlabel("seconds of load (phases back to back)")
     right.set_ylabel("p99 latency (ms)")
-    rate.set_ylabel("requests planned per second")
+    rate.set_ylabel("answers per second (grey)")
     right.set_title("over time")
     right.legend(loc="upper left", fontsize=8)
     fig.suptitle(title, fontsize=10)

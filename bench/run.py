@@ -191,9 +191,11 @@ def main() -> int:
                 f"phase {n + 1}/{args.phases}: {args.rate:g} req/s for {args.duration:g}s, "
                 f"open model, {k} generator process(es)"
             )
+            machine0 = report.machine_sample()
             before = {name: report.proc_sample(pid) for name, pid in watched.items()}
             runs = load.open_load_parallel(cfg, works)
             after = {name: report.proc_sample(pid) for name, pid in watched.items()}
+            machine1 = report.machine_sample()
             procs = report.proc_usage(before, after)
             summary = report.summarize(runs, args.duration)
             report.print_table(summary, procs)
@@ -203,6 +205,11 @@ def main() -> int:
                 f"  generator  cpu {sum(gen_cpu):6.1f} %  ({len(runs)} process(es)); "
                 f"max send lag {lag * 1000:.1f} ms; wall incl. drain {summary['ALL']['wall_s']} s"
             )
+            machine = report.machine_usage(machine0, machine1, procs, sum(gen_cpu))
+            print(
+                f"  machine    cpu {machine['busy_pct']:6.1f} % of {machine['cores']} cores' "
+                f"{100 * machine['cores']} %, of which others' work {machine['others_pct']} %"
+            )
             phases.append(
                 {
                     "duration": args.duration,
@@ -210,6 +217,7 @@ def main() -> int:
                     "endpoints": summary,
                     "processes": procs,
                     "generator_cpu_pct": gen_cpu,
+                    "machine": machine,
                     "generator_max_send_lag_ms": round(lag * 1000, 1),
                 }
             )
