@@ -188,7 +188,10 @@ def _upstream(name: str, ports: list[int]) -> str:
 {servers}
         keepalive 256;
         keepalive_requests 100000;
-        keepalive_timeout 60s;
+        # Shorter than the app's own keep-alive (uvicorn closes idle connections after
+        # 5 s): nginx must never send a request on a connection the app is closing, since a
+        # POST that fails that way is answered 502, not retried.
+        keepalive_timeout 4s;
     }}"""
 
 

@@ -186,6 +186,7 @@ def main() -> int:
             watched["mariadb"] = db_pid
         app_names = [n for n in watched if n.startswith("app")]
         phases = []
+        heaps: dict[str, list] = {name: [] for name in app_names}
         for n in range(args.phases):
             log(
                 f"phase {n + 1}/{args.phases}: {args.rate:g} req/s for {args.duration:g}s, "
@@ -205,6 +206,8 @@ def main() -> int:
                 f"  generator  cpu {sum(gen_cpu):6.1f} %  ({len(runs)} process(es)); "
                 f"max send lag {lag * 1000:.1f} ms; wall incl. drain {summary['ALL']['wall_s']} s"
             )
+            for name in app_names:
+                heaps[name].append(report.heap_rss_mb(watched[name]))
             machine = report.machine_usage(machine0, machine1, procs, sum(gen_cpu))
             print(
                 f"  machine    cpu {machine['busy_pct']:6.1f} % of {machine['cores']} cores' "
@@ -221,7 +224,7 @@ def main() -> int:
                     "generator_max_send_lag_ms": round(lag * 1000, 1),
                 }
             )
-        memory = report.memory_check([p["processes"] for p in phases], app_names)
+        memory = report.memory_check([p["processes"] for p in phases], app_names, heaps)
 
         costs = {}
         if args.cost_seconds:
@@ -258,10 +261,11 @@ def main() -> int:
         print("\nmemory (RSS per app process after each phase):")
         for name, m in memory.items():
             flags = (" GROWING" if m["grew"] else "") + (
-                f" over {report.RSS_TARGET_MB:g} MB" if m["over_target"] else ""
+                f" over {report.RSS_TARGET_MB:g} MiB" if m["over_target"] else ""
             )
             print(
-                f"  {name:<6} {m['rss_mb_after_each_phase']} MB, growth {m['growth_mb']} MB{flags}"
+                f"  {name:<6} {m['rss_mb_after_each_phase']} MiB, growth {m['growth_mb']} MiB"
+                f"{flags}; of which malloc heap {m['malloc_heap_mb_after_each_phase']} MiB"
             )
         misses = report.slo_misses(last)
         print(
