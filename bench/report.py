@@ -315,3 +315,80 @@ def plot(phases: list[dict], summary: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- markdown
+def markdown(result: dict) -> str:
+    """The README's summary of a result file: `python bench/report.py FILE.json`."""
+    lines = [f"`{result['command']}` ({result['timestamp']}, {result['cpus']} CPUs)", ""]
+    for n, phase in enumerate(result["phases"], 1):
+        m = phase.get("machine", {})
+        lines += [
+            f"Phase {n}: machine CPU {m.get('busy_pct')} % of {100 * (m.get('cores') or 0)} %, "
+            f"other people's work {m.get('others_pct')} %; generator "
+            f"{sum(phase['generator_cpu_pct'])} %; apps "
+            + ", ".join(
+                f"{k} {v['cpu_pct']} %"
+                for k, v in phase["processes"].items()
+                if k.startswith("app")
+            ),
+            "",
+            "| endpoint | req | req/s answered | 409 | errors | 5xx "
+            "| p50 ms | p95 ms | p99 ms | max ms |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for op, s in phase["endpoints"].items():
+            lines.append(
+                f"| {op} | {s['requests']} | {s['rps_achieved']} | {s['conflict_409']} | "
+                f"{s['errors_other']} | {s['status_5xx']} | {s['p50_ms']} | {s['p95_ms']} | "
+                f"{s['p99_ms']} | {s['max_ms']} |"
+            )
+        lines.append("")
+    costs = result.get("endpoint_costs") or {}
+    if costs:
+        lines += [
+            "Each endpoint alone, closed loop (32 in flight):",
+            "",
+            "| endpoint | req/s | p50 ms | app CPU ms/req | MariaDB CPU ms/req |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for op, c in costs.items():
+            if op != "mix":
+                lines.append(
+                    f"| {op} | {c['rps']} | {c['p50_ms']} | {c['app_cpu_ms_per_request']} | "
+                    f"{c['db_cpu_ms_per_request']} |"
+                )
+        mix = costs["mix"]
+        lines += [
+            f"| **weighted mix** | **<= {mix['max_rps_on_all_cores']}** on all cores | | "
+            f"**{mix['app_cpu_ms_per_request']}** | **{mix['db_cpu_ms_per_request']}** |",
+            "",
+        ]
+    ceilings = result.get("ceilings") or {}
+    if ceilings:
+        lines += [
+            "| ratio | project /s | ceiling /s | ratio | target |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name, r in ceilings["ratios"].items():
+            lines.append(
+                f"| {name} | {r['project']} | {r['ceiling']} | {r['ratio']:.1%} | "
+                f">= {r['target']:.0%} |"
+            )
+        lines.append("")
+    lines += [
+        "| app | RSS after each phase (MiB) | growth | malloc heap (MiB) |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for name, m in result["memory"].items():
+        lines.append(
+            f"| {name} | {m['rss_mb_after_each_phase']} | {m['growth_mb']} | "
+            f"{m.get('malloc_heap_mb_after_each_phase')} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))

@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if args.py_spy and not (shutil.which(args.py_spy) or os.access(args.py_spy, os.X_OK)):
+        ap.error(f"--py-spy {args.py_spy}: no such program (see bench/pyspy.py to install it)")
     if args.token_patients > args.patients - 50:
         ap.error("--token-patients must leave at least 50 patients for the login mix")
     return args
