@@ -91,6 +91,19 @@ def upgrade_schema(env: dict[str, str]) -> None:
         raise RuntimeError("ehass db upgrade failed")
 
 
+async def clear_redis(prefix: str) -> None:
+    """Deletes the run's keys (cached session states expire anyway; this leaves nothing)."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 # --------------------------------------------------------------------------- processes
 def spawn(cmd: list[str], env: dict[str, str], logfile: Path) -> subprocess.Popen:
     out = open(logfile, "wb")  # noqa: SIM115 - the child keeps it; closed with the process

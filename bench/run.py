@@ -316,6 +316,10 @@ def main() -> int:
                 asyncio.run(deploy.drop_database())
             except Exception as exc:
                 log(f"could not drop {deploy.DB_NAME}: {exc}")
+        try:
+            asyncio.run(deploy.clear_redis(env["EHASS_REDIS_KEY_PREFIX"]))
+        except Exception as exc:
+            log(f"could not clear the run's Redis keys: {exc}")
         if exit_code == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
