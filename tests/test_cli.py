@@ -120,3 +120,26 @@ def test_keys_rotate_reencrypts_with_a_progress_bar(env):
     assert "patients.date_of_birth" in rotated.stderr and "100%" in rotated.stderr
     again = ehass({**env, "EHASS_ENCRYPTION_KEYS": key("bb")}, "keys", "rotate")
     assert again.returncode == 0 and "0 values re-encrypted" in again.stdout
+
+
+def test_serve_gives_its_worker_processes_one_malloc_arena(monkeypatch):
+    # argon2id's 19 MiB per hash would otherwise stay in every hashing thread's arena.
+    from ehass import cli
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    cli._limit_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "1"
+
+
+def test_importing_the_app_leaves_the_tracing_sdk_unloaded(env):
+    # Tracing is off unless configured; its SDK and instrumentations cost every process.
+    # (redis-py loads OpenTelemetry's metrics SDK by itself; that is not ours to avoid.)
+    probe = (
+        "import sys, ehass.main; "
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'opentelemetry.sdk.trace', 'opentelemetry.instrumentation'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -9,20 +9,20 @@ the service name `ehass`. The endpoint may be the collector's base URL
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
-from fastapi import FastAPI
-from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ehass.config import Settings
+# The SDK and the instrumentations are imported only when tracing is on: most deployments
+# run without it, and every process would otherwise load some fifty modules it never uses.
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from ehass.config import Settings
 
 log = structlog.get_logger("ehass.tracing")
 
@@ -47,6 +47,10 @@ class Tracing:
     app: FastAPI
 
     def shutdown(self) -> None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
         FastAPIInstrumentor.uninstrument_app(self.app)
         SQLAlchemyInstrumentor().uninstrument()
         RedisInstrumentor().uninstrument()
@@ -70,6 +74,14 @@ def install_tracing(
     if not settings.otel_endpoint:
         return None
     from importlib.metadata import version
+
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     resource = Resource.create({SERVICE_NAME: SERVICE, SERVICE_VERSION: version("ehass")})
     provider = TracerProvider(resource=resource)
