@@ -105,3 +105,12 @@ async def test_upgrading_encrypts_existing_health_data(settings, tmp_path, monke
 
 
 BEFORE_ENCRYPTION = "670dafc68f1d"
+
+
+def test_the_head_read_from_the_files_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    from ehass.migrate import alembic_config
+
+    expected = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head_revision() == expected

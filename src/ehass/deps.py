@@ -19,11 +19,12 @@ from ehass.runtime import Runtime
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+# Async, though they never wait: a plain `def` dependency runs in the thread pool.
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_client() -> ClientInfo:
+async def get_client() -> ClientInfo:
     return context.current().client
 
 

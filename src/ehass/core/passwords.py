@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import anyio.to_thread
@@ -10,6 +11,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1 is the minimum.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+# Each hash holds 19 MiB while it runs: no more at once than there are cores, so a burst of
+# logins queues here instead of growing memory and threads without bound.
+_hashing = anyio.CapacityLimiter(os.cpu_count() or 1)
 
 # Verified when the email is unknown, so unknown and known accounts take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-but-a-timing-equaliser")
@@ -20,7 +25,7 @@ def hash_password_sync(password: str) -> str:
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+    return await anyio.to_thread.run_sync(_hasher.hash, password, limiter=_hashing)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
@@ -30,7 +35,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    return await anyio.to_thread.run_sync(verify)
+    return await anyio.to_thread.run_sync(verify, limiter=_hashing)
 
 
 def needs_rehash(password_hash: str) -> bool:
