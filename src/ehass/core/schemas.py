@@ -14,7 +14,11 @@ T = TypeVar("T")
 
 
 def _format_utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat() is C code and several times faster than strftime() (lists of slots
+    # format thousands of these).
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 # Every datetime EHASS answers with: UTC, whole seconds, `Z` suffix.
