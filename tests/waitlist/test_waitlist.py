@@ -182,3 +182,21 @@ async def test_leaving_the_waitlist(api: Any, factories: Factories) -> None:
     assert (await api("DELETE", f"/waitlist/{entry['id']}", token=token)).status_code == 204
     assert await _status(api, token) == []
     assert (await _join(api, token, doctor)).status_code == 201  # may join again
+
+
+async def test_an_offer_that_ran_out_frees_the_slot_even_before_the_worker_passes(
+    api: Any, factories: Factories, clock: FrozenClock
+) -> None:
+    doctor, first_token, _, _ = await _cancelled_slot_with_two_waiting(api, factories)
+    clock.advance(minutes=5)
+    passer_by = await factories.token(await factories.patient())
+
+    hold = await api(
+        "POST",
+        "/holds",
+        token=passer_by,
+        json={"doctor_id": doctor.doctor.id, "scheduled_at": AT.isoformat()},
+    )
+
+    assert hold.status_code == 201, hold.text
+    assert await _status(api, first_token) == ["waiting"]

@@ -476,6 +476,7 @@ async def _move(
     )
     if own_hold is not None:
         holds.mark_booked(own_hold, now=now)
+        await waitlist.booked_from_offer(session, own_hold, now=now)
     previous_at = locked.scheduled_at
     locked.scheduled_at, locked.ends_at = start, end
     locked.sequence += 1

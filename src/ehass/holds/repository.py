@@ -7,6 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.holds.models import HoldStatus, SlotHold
+from ehass.waitlist.models import WaitlistEntry, WaitlistStatus
 
 
 def _live(now: datetime):  # type: ignore[no-untyped-def]
@@ -20,19 +21,36 @@ async def get(session: AsyncSession, hold_id: int, *, for_update: bool = False) 
     return await session.scalar(query)
 
 
-async def expire_lapsed(session: AsyncSession, *, doctor_id: int, now: datetime) -> None:
-    """Marks the doctor's run-out holds expired, freeing their unique index entries.
-    Call holding the doctor's lock."""
+async def expire_lapsed(session: AsyncSession, *, doctor_id: int, now: datetime) -> list[int]:
+    """Marks the doctor's run-out holds expired, freeing their unique index entries, and
+    puts the waitlist entries whose offers they were back in line. Call holding the
+    doctor's lock; returns the ids of the holds it expired."""
+    rows = (
+        await session.execute(
+            select(SlotHold.id, SlotHold.waitlist_entry_id).where(
+                SlotHold.doctor_id == doctor_id,
+                SlotHold.status == HoldStatus.ACTIVE,
+                SlotHold.expires_at <= now,
+            )
+        )
+    ).all()
+    if not rows:
+        return []
+    hold_ids = [row.id for row in rows]
     await session.execute(
         update(SlotHold)
-        .where(
-            SlotHold.doctor_id == doctor_id,
-            SlotHold.status == HoldStatus.ACTIVE,
-            SlotHold.expires_at <= now,
-        )
+        .where(SlotHold.id.in_(hold_ids))
         .values(status=HoldStatus.EXPIRED, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="fetch")
     )
+    if entry_ids := [row.waitlist_entry_id for row in rows if row.waitlist_entry_id]:
+        await session.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.id.in_(entry_ids), WaitlistEntry.status == WaitlistStatus.OFFERED)
+            .values(status=WaitlistStatus.WAITING, updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+    return hold_ids
 
 
 async def live_overlapping(

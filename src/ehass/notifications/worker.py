@@ -38,8 +38,11 @@ from ehass.waitlist import service as waitlist
 log = structlog.get_logger("ehass.worker")
 
 HEARTBEAT_SECONDS = 10.0
-# How often run-out holds are let go and waiting patients offered free time.
+# How often run-out holds are let go (their slot passes to the next in line at once), and
+# how often every waiting line is matched against free time (new hours, say): the latter
+# computes free slots for each waiting patient, so it runs less often.
 WAITLIST_SECONDS = 2.0
+FILL_SECONDS = 30.0
 
 
 def backoff_seconds(
@@ -78,6 +81,7 @@ class Worker:
         self.lease = timedelta(seconds=self.rt.settings.notification_lease_seconds)
         self._last_beat = 0.0
         self._last_waitlist = 0.0
+        self._last_fill = float("-inf")
 
     async def run_once(self) -> int:
         """Delivers what is due now; returns how many messages it settled."""
@@ -86,16 +90,20 @@ class Worker:
             await self._deliver(item)
         return len(claimed)
 
-    async def run_waitlist(self) -> int:
+    async def run_waitlist(self, *, everyone: bool = True) -> int:
         """Lets run-out holds go and offers free time to waiting patients; returns the
-        number of offers made. Each doctor is handled in a transaction of its own."""
+        number of offers made. A doctor whose offer ran out is served at once; `everyone`
+        also looks at every doctor with a waiting line (new hours, deactivations). Each
+        doctor is handled in a transaction of its own, under that doctor's lock."""
         async with self.database.transaction() as session:
             lapsed = await waitlist.lapsed_holds(session, self.rt)
-        for hold_id in lapsed:
+        doctor_ids = sorted({doctor_id for _, doctor_id in lapsed})
+        for doctor_id in doctor_ids:
             async with self.database.transaction() as session:
-                await waitlist.settle_lapsed_hold(session, self.rt, hold_id=hold_id)
-        async with self.database.transaction() as session:
-            doctor_ids = await waitlist.doctors_to_fill(session, self.rt)
+                await waitlist.settle_lapsed_holds(session, self.rt, doctor_id=doctor_id)
+        if everyone:
+            async with self.database.transaction() as session:
+                doctor_ids = await waitlist.doctors_to_fill(session, self.rt)
         offered = 0
         for doctor_id in doctor_ids:
             async with self.database.transaction() as session:
@@ -110,7 +118,7 @@ class Worker:
         while not stop.is_set():
             try:
                 await self._heartbeat()
-                await self._waitlist_every(WAITLIST_SECONDS)
+                await self._waitlist_pass()
                 settled = await self.run_once()
             except Exception as exc:  # the database is down: wait, then try again
                 log.warning("worker.paused", error=type(exc).__name__)
@@ -120,12 +128,15 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), self.rt.settings.worker_poll_seconds)
         log.info("worker.stopped", worker_id=self.worker_id)
 
-    async def _waitlist_every(self, seconds: float) -> None:
+    async def _waitlist_pass(self) -> None:
         loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._last_waitlist < seconds:
+        if loop_time - self._last_waitlist < WAITLIST_SECONDS:
             return
+        everyone = loop_time - self._last_fill >= FILL_SECONDS
         self._last_waitlist = loop_time
-        await self.run_waitlist()
+        if everyone:
+            self._last_fill = loop_time
+        await self.run_waitlist(everyone=everyone)
 
     async def _heartbeat(self) -> None:
         loop_time = asyncio.get_running_loop().time()

@@ -31,7 +31,7 @@ from ehass.doctors.repository import get_active_doctor
 from ehass.errors import ConflictError, NotFoundError, UnprocessableError
 from ehass.holds import repository as holds_repository
 from ehass.holds import service as holds
-from ehass.holds.models import HoldStatus, SlotHold
+from ehass.holds.models import SlotHold
 from ehass.notifications import service as notifications
 from ehass.notifications.models import NotificationKind
 from ehass.runtime import Runtime
@@ -237,29 +237,21 @@ async def fill(session: AsyncSession, rt: Runtime, *, doctor: Doctor) -> int:
     return offered
 
 
-async def lapsed_holds(session: AsyncSession, rt: Runtime, *, limit: int = 50) -> list[int]:
-    return [h.id for h in await holds_repository.lapsed(session, now=rt.clock.now(), limit=limit)]
+async def lapsed_holds(
+    session: AsyncSession, rt: Runtime, *, limit: int = 50
+) -> list[tuple[int, int]]:
+    """(hold id, doctor id) of run-out holds still marked active."""
+    lapsed = await holds_repository.lapsed(session, now=rt.clock.now(), limit=limit)
+    return [(hold.id, hold.doctor_id) for hold in lapsed]
 
 
-async def settle_lapsed_hold(session: AsyncSession, rt: Runtime, *, hold_id: int) -> bool:
-    """Marks a run-out hold expired; a waitlist offer's entry goes back in line (and the
-    next `fill` offers the slot to whoever is next). One hold per transaction, so each
-    takes only its own doctor's lock."""
-    now = rt.clock.now()
-    hold = await holds_repository.get(session, hold_id)
-    if hold is None:
+async def settle_lapsed_holds(session: AsyncSession, rt: Runtime, *, doctor_id: int) -> bool:
+    """Lets a doctor's run-out holds go; a waitlist offer's entry goes back in line (and
+    the next `fill` offers the slot to whoever is next). Takes the doctor's lock."""
+    if await get_active_doctor(session, doctor_id, for_update=True) is None:
         return False
-    await get_active_doctor(session, hold.doctor_id, for_update=True)
-    hold = await holds_repository.get(session, hold_id, for_update=True)
-    if hold is None or hold.status != HoldStatus.ACTIVE or hold.expires_at > now:
-        return False
-    hold.status, hold.updated_at = HoldStatus.EXPIRED, now
-    if hold.waitlist_entry_id is not None:
-        entry = await repository.get(session, hold.waitlist_entry_id, for_update=True)
-        if entry is not None and entry.status == WaitlistStatus.OFFERED:
-            entry.status, entry.updated_at = WaitlistStatus.WAITING, now
-    await session.flush()
-    return True
+    expired = await holds_repository.expire_lapsed(session, doctor_id=doctor_id, now=rt.clock.now())
+    return bool(expired)
 
 
 async def booked_from_offer(session: AsyncSession, hold: SlotHold, *, now: datetime) -> None:
