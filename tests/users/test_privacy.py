@@ -110,3 +110,26 @@ async def test_a_date_of_birth_after_today_by_the_service_clock_is_422(api, fact
     assert response.status_code == 422
     body["date_of_birth"] = clock.now().date().isoformat()
     assert (await api("POST", "/auth/register", json=body)).status_code == 201
+
+
+async def test_the_export_includes_holds_waitlist_places_messages_and_feed(api, factories):
+    doctor = await factories.doctor()
+    patient = await factories.patient()
+    token = await factories.token(patient)
+    at = "2026-12-03T10:00:00Z"
+    body = {"doctor_id": doctor.doctor.id, "scheduled_at": at}
+    assert (await api("POST", "/holds", token=token, json=body)).status_code == 201
+    assert (await api("POST", "/appointments", token=token, json=body)).status_code == 201
+    waitlist = {"doctor_id": doctor.doctor.id, "from_date": "2026-12-07", "to_date": "2026-12-09"}
+    assert (await api("POST", "/waitlist", token=token, json=waitlist)).status_code == 201
+    assert (await api("POST", f"/users/{patient.id}/calendar-feed", token=token)).status_code == 201
+
+    data = (await api("GET", f"/users/{patient.id}/export", token=token)).json()
+
+    assert [h["status"] for h in data["holds"]] == ["booked"]
+    assert [w["from_date"] for w in data["waitlist"]] == ["2026-12-07"]
+    assert {m["kind"] for m in data["notifications"]} == {
+        "appointment.booked",
+        "appointment.reminder",
+    }
+    assert data["calendar_feed"] is True

@@ -164,3 +164,18 @@ async def purge_idempotency(session: AsyncSession, *, user_id: int, before: date
         .execution_options(synchronize_session="evaluate")
     )
     await session.flush()
+
+
+async def of_person(
+    session: AsyncSession, *, patient_id: int | None, doctor_id: int | None
+) -> list[Appointment]:
+    """Every appointment the person booked or attends, in time order (the data export)."""
+    owners = []
+    if patient_id is not None:
+        owners.append(Appointment.patient_id == patient_id)
+    if doctor_id is not None:
+        owners.append(Appointment.doctor_id == doctor_id)
+    if not owners:
+        return []
+    query = select(Appointment).where(or_(*owners)).order_by(Appointment.scheduled_at)
+    return list((await session.scalars(query)).all())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -233,3 +233,14 @@ async def list_entries(
     )
     items = rows[:limit]
     return Page(items, encode_cursor([items[-1].id]) if len(rows) > limit else None)
+
+
+async def entries_about(session: AsyncSession, *, user_id: int) -> list[AuditEntry]:
+    """Entries made by the user or about their account, in chain order (the data export)."""
+    query = select(AuditEntry).where(
+        or_(
+            AuditEntry.actor_id == user_id,
+            (AuditEntry.entity == "user") & (AuditEntry.entity_id == str(user_id)),
+        )
+    )
+    return list((await session.scalars(query.order_by(AuditEntry.id))).all())

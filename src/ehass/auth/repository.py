@@ -84,3 +84,9 @@ async def live_sessions(session: AsyncSession, *, user_id: int, now: datetime) -
         .order_by(UserSession.created_at.desc())
     )
     return list((await session.execute(query)).scalars())
+
+
+async def all_sessions(session: AsyncSession, *, user_id: int) -> list[UserSession]:
+    """Every session the user ever had, revoked ones too (the data export)."""
+    query = select(UserSession).where(UserSession.user_id == user_id)
+    return list((await session.scalars(query.order_by(UserSession.created_at))).all())

@@ -103,3 +103,7 @@ async def replace_feed(
 async def remove_feed(session: AsyncSession, *, user_id: int) -> bool:
     result = await session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def has_feed(session: AsyncSession, *, user_id: int) -> bool:
+    return await session.get(CalendarFeed, user_id) is not None

@@ -116,3 +116,11 @@ async def offered_before(
         .limit(1)
     )
     return held is not None
+
+
+async def of_patient(session: AsyncSession, *, patient_id: int) -> Sequence[SlotHold]:
+    return (
+        await session.scalars(
+            select(SlotHold).where(SlotHold.patient_id == patient_id).order_by(SlotHold.id)
+        )
+    ).all()

@@ -163,3 +163,11 @@ async def forget_recipient(session: AsyncSession, *, user_id: int) -> None:
         .values(payload={"erased": True})
         .execution_options(synchronize_session=False)
     )
+
+
+async def of_recipient(session: AsyncSession, *, user_id: int) -> Sequence[Notification]:
+    return (
+        await session.scalars(
+            select(Notification).where(Notification.user_id == user_id).order_by(Notification.id)
+        )
+    ).all()

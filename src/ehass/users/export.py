@@ -6,26 +6,33 @@ import secrets
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ehass.appointments.models import Appointment
+from ehass.appointments import repository as appointment_repository
 from ehass.appointments.schemas import AppointmentRead
 from ehass.audit import service as audit
-from ehass.audit.models import AuditEntry
 from ehass.audit.schemas import AuditEntryRead
-from ehass.auth.models import MfaFactor, UserSession
-from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.auth import repository as auth_repository
+from ehass.auth.models import MfaFactor
+from ehass.availability import repository as availability_repository
+from ehass.calendars import repository as calendar_repository
 from ehass.calendars import service as calendars
 from ehass.core.passwords import hash_password
 from ehass.core.principal import Principal
 from ehass.errors import ConflictError, PermissionDeniedError
+from ehass.holds import repository as hold_repository
+from ehass.holds.schemas import HoldRead
+from ehass.notifications import repository as notification_repository
 from ehass.notifications import service as notifications
+from ehass.notifications.schemas import NotificationRead
 from ehass.runtime import Runtime
 from ehass.users import repository
 from ehass.users.models import User
 from ehass.users.schemas import UserRead
 from ehass.users.service import UserNotFoundError
+from ehass.waitlist import repository as waitlist_repository
+from ehass.waitlist.models import WaitlistStatus
+from ehass.waitlist.schemas import WaitlistEntryRead
 
 ERASED_DATE_OF_BIRTH = date(1900, 1, 1)
 
@@ -38,52 +45,30 @@ class StillActiveError(ConflictError):
 async def export(
     session: AsyncSession, rt: Runtime, principal: Principal, *, user_id: int
 ) -> dict[str, Any]:
-    """Everything held about the person: the account, bookings, sessions and the audit
-    entries about them or made by them. Only the person or an administrator."""
+    """Everything held about the person: the account, bookings, holds and waitlist places,
+    the messages sent to them, sessions and the audit entries about them or made by them.
+    Only the person or an administrator."""
     user = await repository.get_user(session, user_id)
     if user is None or not (principal.is_admin or principal.user_id == user_id):
         raise UserNotFoundError(f"No user {user_id}.")
-    owners = []
-    if user.patient is not None:
-        owners.append(Appointment.patient_id == user.patient.id)
-    if user.doctor is not None:
-        owners.append(Appointment.doctor_id == user.doctor.id)
-    appointments = (
-        list(
-            (
-                await session.execute(
-                    select(Appointment).where(or_(*owners)).order_by(Appointment.scheduled_at)
-                )
-            ).scalars()
-        )
-        if owners
-        else []
+    patient_id = user.patient.id if user.patient is not None else None
+    doctor_id = user.doctor.id if user.doctor is not None else None
+    appointments = await appointment_repository.of_person(
+        session, patient_id=patient_id, doctor_id=doctor_id
     )
-    sessions = (
-        await session.execute(
-            select(UserSession)
-            .where(UserSession.user_id == user.id)
-            .order_by(UserSession.created_at)
-        )
-    ).scalars()
-    entries = (
-        await session.execute(
-            select(AuditEntry)
-            .where(
-                or_(
-                    AuditEntry.actor_id == user.id,
-                    (AuditEntry.entity == "user") & (AuditEntry.entity_id == str(user.id)),
-                )
-            )
-            .order_by(AuditEntry.id)
-        )
-    ).scalars()
+    sessions = await auth_repository.all_sessions(session, user_id=user.id)
+    entries = await audit.entries_about(session, user_id=user.id)
+    messages = await notification_repository.of_recipient(session, user_id=user.id)
     data: dict[str, Any] = {
         "generated_at": rt.clock.now(),
         "user": UserRead.of(user).model_dump(mode="json"),
         "mfa_enabled": await session.get(MfaFactor, user.id) is not None,
+        "calendar_feed": await calendar_repository.has_feed(session, user_id=user.id),
         "appointments": [
             AppointmentRead.model_validate(a).model_dump(mode="json") for a in appointments
+        ],
+        "notifications": [
+            NotificationRead.model_validate(m).model_dump(mode="json") for m in messages
         ],
         "sessions": [
             {
@@ -101,19 +86,23 @@ async def export(
             AuditEntryRead.model_validate(e).model_dump(mode="json") for e in entries
         ],
     }
-    if user.doctor is not None:
-        weekly = await session.execute(
-            select(WeeklyWindow).where(WeeklyWindow.doctor_id == user.doctor.id)
+    if patient_id is not None:
+        holds = await hold_repository.of_patient(session, patient_id=patient_id)
+        waiting = await waitlist_repository.of_patient(
+            session, patient_id=patient_id, statuses=list(WaitlistStatus)
         )
-        overrides = await session.execute(
-            select(AvailabilityOverride).where(AvailabilityOverride.doctor_id == user.doctor.id)
-        )
+        data["holds"] = [HoldRead.model_validate(h).model_dump(mode="json") for h in holds]
+        data["waitlist"] = [
+            WaitlistEntryRead.model_validate(w).model_dump(mode="json") for w in waiting
+        ]
+    if doctor_id is not None:
+        weekly = await availability_repository.weekly_windows(session, doctor_id)
+        overrides = await availability_repository.overrides_between(session, doctor_id, date.min)
         data["availability"] = {
             "weekly": [
-                {"weekday": w.weekday, "start": w.start_time, "end": w.end_time}
-                for w in weekly.scalars()
+                {"weekday": w.weekday, "start": w.start_time, "end": w.end_time} for w in weekly
             ],
-            "overrides": [{"date": o.on_date, "windows": o.windows} for o in overrides.scalars()],
+            "overrides": [{"date": o.on_date, "windows": o.windows} for o in overrides],
         }
     audit.record(session, at=rt.clock.now(), action="user.export", entity="user", entity_id=user.id)
     return data
