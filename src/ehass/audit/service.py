@@ -106,7 +106,8 @@ class UnsealedAuditError(RuntimeError):
 def _refuse_unsealed_entries(session: Session) -> None:
     # The request dependency and Database.transaction seal before they commit; a commit
     # made anywhere else would silently drop the entries, so it fails instead.
-    if session.info.get(_PENDING):
+    # A savepoint's release is not the end: the entries are sealed with the transaction.
+    if session.info.get(_PENDING) and not session.in_nested_transaction():
         raise UnsealedAuditError("audit entries were queued but not sealed before commit")
 
 
