@@ -2,7 +2,7 @@
 
 from ehass.appointments.models import Appointment, IdempotencyRecord
 from ehass.audit.models import AuditChainHead, AuditEntry
-from ehass.auth.models import MfaFactor, RecoveryCode, RefreshToken, UserSession
+from ehass.auth.models import AccountToken, MfaFactor, RecoveryCode, RefreshToken, UserSession
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.calendars.models import CalendarFeed
 from ehass.core.base import Base
@@ -11,6 +11,7 @@ from ehass.notifications.models import Notification, WorkerHeartbeat
 from ehass.users.models import Patient, User
 
 __all__ = [
+    "AccountToken",
     "Appointment",
     "AuditChainHead",
     "AuditEntry",
