@@ -17,6 +17,7 @@ from ehass.appointments import repository, rules
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
 from ehass.audit import service as audit
+from ehass.auth.service import require_verified_email
 from ehass.availability.service import slot_for
 from ehass.core.pagination import Page, decode_cursor, encode_cursor
 from ehass.core.principal import Principal, Role
@@ -337,6 +338,7 @@ async def book(
     request: AppointmentCreate,
     idempotency_key: str | None = None,
 ) -> Booking:
+    await require_verified_email(session, rt, principal)
     patient_id = _patient_of_booking(principal, request)
     now = rt.clock.now()
     user_id = principal.user_id

@@ -14,6 +14,7 @@ from ehass.appointments.schemas import AppointmentRead
 from ehass.audit import service as audit
 from ehass.audit.models import AuditEntry
 from ehass.audit.schemas import AuditEntryRead
+from ehass.auth import recovery
 from ehass.auth.models import MfaFactor, UserSession
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.calendars import service as calendars
@@ -142,6 +143,7 @@ async def erase(session: AsyncSession, rt: Runtime, principal: Principal, *, use
         await session.delete(factor)
     await notifications.forget_recipient(session, user_id=user.id)
     await calendars.forget(session, user_id=user.id)
+    await recovery.forget(session, user_id=user.id)
     user.updated_at = rt.clock.now()
     await session.flush()
     audit.record(
