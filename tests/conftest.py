@@ -32,6 +32,10 @@ from ehass.migrate import upgrade
 from ehass.models import Base
 from ehass.runtime import build_keyring
 from tests.factories import Factories
+from tests.mail import smtp, worker
+
+# Fixtures defined elsewhere, available to every test.
+__all__ = ["smtp", "worker"]
 
 # Shared with the server processes some tests start, so they read what the tests wrote.
 TEST_ENCRYPTION_KEYS = (

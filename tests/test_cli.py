@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,11 @@ def test_upgrade_create_admin_and_seed_demo(env):
     first = ehass(env, "seed-demo")
     assert first.returncode == 0, first.stderr
     assert "accounts created" in first.stdout
+    # Demo accounts and administrators are verified and sent no verification mail, so the
+    # demo books even with EHASS_REQUIRE_VERIFIED_EMAIL on.
+    with closing(sqlite3.connect(env["EHASS_DATABASE_URL"].split("///", 1)[1])) as db:
+        assert db.execute("SELECT count(*) FROM users WHERE email_verified = 0").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM notifications").fetchone() == (0,)
     second = ehass(env, "seed-demo")
     assert second.returncode == 0, second.stderr
     assert "already present" in second.stdout

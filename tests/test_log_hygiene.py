@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import anyio
 import httpx
 
 from tests.servers import database_of_its_own, running_servers, server_env, wait_ready
@@ -24,16 +27,31 @@ async def test_logs_hold_no_secrets_or_health_data(settings, tmp_path):
                 "EHASS_ENV": "test",
                 "EHASS_LOG_LEVEL": "DEBUG",
                 "EHASS_REDIS_KEY_PREFIX": f"ehass-logs-{uuid.uuid4().hex[:8]}",
+                # No SMTP server: messages go to this log, which must not give their links away.
+                "EHASS_EMBEDDED_WORKER": "true",
             }
         )
         with running_servers(1, env=env, log_dir=tmp_path) as (server,):
             await wait_ready(server)
             async with httpx.AsyncClient(base_url=f"{server.base_url}/api/v1", timeout=30) as api:
                 secrets_seen = await _walk_through(api)
-            log = server.log_path.read_text()
+                log = await _once_mailed(server.log_path, "Reset your password")
     assert "request" in log and "auth.login" in log  # the log is really there
     for value in [PASSWORD, NEW_PASSWORD, BIRTH, REASON, *secrets_seen]:
         assert value not in log, f"{value[:12]}... leaked into the log"
+    assert "Confirm your email address" in log  # the registrations' verification links
+    links = re.findall(r"token=([^\s&\"\\]+)", log)
+    assert links and set(links) == {"[redacted]"}, "a single-use link leaked into the log"
+
+
+async def _once_mailed(log_path: Path, subject: str) -> str:
+    """The log, once the embedded worker has written the message with `subject` to it."""
+    for _ in range(150):
+        log = await anyio.Path(log_path).read_text()
+        if subject in log:
+            return log
+        await anyio.sleep(0.2)
+    raise AssertionError(f"{subject!r} never reached the log")
 
 
 async def _walk_through(api: httpx.AsyncClient) -> list[str]:
@@ -103,6 +121,8 @@ async def _walk_through(api: httpx.AsyncClient) -> list[str]:
         headers=auth,
     )
     assert weak.status_code == 422
+    reset = await api.post("/auth/password-reset", json={"email": "pat@logs.example"})
+    assert reset.status_code == 202
     return [
         tokens["access_token"],
         tokens["refresh_token"],

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     login_failure_window_minutes: int = 15
     idempotency_hours: int = 24
 
+    # Account recovery (auth/recovery.py): how long emailed links work, and how often they
+    # may be asked for. Limits use the `limits` notation ("5/hour").
+    password_reset_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    email_verification_hours: int = Field(default=72, ge=1)
+    require_verified_email: bool = False  # booking refused (403) until the email is verified
+    recovery_per_email: str = "5/hour"
+    recovery_per_address: str = "30/hour"
+
     # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or "*").
     forwarded_allow_ips: str | None = None
     startup_timeout_seconds: float = Field(default=60, ge=0)

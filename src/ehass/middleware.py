@@ -158,10 +158,20 @@ class SecurityHeadersMiddleware:
 
 class RateLimitMiddleware:
     """Requests per client address: a general ceiling, and a tighter one on the endpoints
-    that take passwords or tokens (register, login, refresh)."""
+    that take passwords or tokens (register, login, refresh, password reset, verification)."""
 
     EXEMPT = ("/healthz", "/readyz", "/static-offline-docs/")
-    AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+    AUTH_PATHS = frozenset(
+        f"/api/v1/auth/{path}"
+        for path in (
+            "register",
+            "login",
+            "refresh",
+            "password-reset",
+            "password-reset/confirm",
+            "verify-email",
+        )
+    )
 
     def __init__(self, app: ASGIApp, *, shared: SharedState, general: str, auth: str) -> None:
         self.app = app

@@ -2,7 +2,7 @@
 
 from ehass.appointments.models import Appointment, IdempotencyRecord
 from ehass.audit.models import AuditChainHead, AuditEntry
-from ehass.auth.models import MfaFactor, RecoveryCode, RefreshToken, UserSession
+from ehass.auth.models import AccountToken, MfaFactor, RecoveryCode, RefreshToken, UserSession
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.calendars.models import CalendarFeed
 from ehass.core.base import Base
@@ -13,6 +13,7 @@ from ehass.users.models import Patient, User
 from ehass.waitlist.models import WaitlistEntry
 
 __all__ = [
+    "AccountToken",
     "Appointment",
     "AuditChainHead",
     "AuditEntry",

@@ -22,6 +22,7 @@ USER_FIELDS = {
     "name",
     "role",
     "is_active",
+    "email_verified",
     "created_at",
     "patient_id",
     "date_of_birth",

@@ -23,6 +23,7 @@ from ehass.appointments.guards import (
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
 from ehass.audit import service as audit
+from ehass.auth.service import require_verified_email
 from ehass.availability.service import slot_for
 from ehass.core.pagination import Page, after_time, time_cursor
 from ehass.core.principal import Principal, Role
@@ -329,6 +330,7 @@ async def book(
     request: AppointmentCreate,
     idempotency_key: str | None = None,
 ) -> Booking:
+    await require_verified_email(session, rt, principal)
     patient_id = patient_for(principal, request.patient_id, doing="book appointments")
     now = rt.clock.now()
     user_id = principal.user_id

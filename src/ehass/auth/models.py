@@ -54,3 +54,20 @@ class RecoveryCode(IntIdMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountToken(Base):
+    """A single-use link sent by email: a password reset, or an address to verify.
+
+    One row per user and purpose, so asking again replaces the previous link: the primary
+    key itself guarantees that only the newest one works. Only the SHA-256 is kept; a row
+    is deleted when its link is used.
+    """
+
+    __tablename__ = "account_tokens"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from ehass.auth.models import RefreshToken, UserSession
+from ehass.auth.models import AccountToken, RefreshToken, UserSession
 from ehass.users.models import User
 
 
@@ -90,3 +90,57 @@ async def all_sessions(session: AsyncSession, *, user_id: int) -> list[UserSessi
     """Every session the user ever had, revoked ones too (the data export)."""
     query = select(UserSession).where(UserSession.user_id == user_id)
     return list((await session.scalars(query.order_by(UserSession.created_at))).all())
+
+
+async def replace_account_token(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    purpose: str,
+    token_hash: str,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    """Stores a user's new link for `purpose`; the previous one stops working. The caller
+    holds the user's row lock, so two requests never race for the one row."""
+    await drop_account_tokens(session, user_id=user_id, purpose=purpose)
+    session.add(
+        AccountToken(
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=token_hash,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+
+
+async def find_account_token(
+    session: AsyncSession, *, token_hash: str, purpose: str
+) -> Row[tuple[int, datetime]] | None:
+    """(user_id, expires_at) of a link. Plain columns, not an entity: a row replaced later in
+    the same transaction must not linger in the session's identity map."""
+    query = select(AccountToken.user_id, AccountToken.expires_at).where(
+        AccountToken.token_hash == token_hash, AccountToken.purpose == purpose
+    )
+    return (await session.execute(query)).first()
+
+
+async def claim_account_token(session: AsyncSession, *, token_hash: str, purpose: str) -> bool:
+    """Deletes the link's row; False when another request used it first."""
+    result = await session.execute(
+        delete(AccountToken)
+        .where(AccountToken.token_hash == token_hash, AccountToken.purpose == purpose)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def drop_account_tokens(
+    session: AsyncSession, *, user_id: int, purpose: str | None = None
+) -> None:
+    query = delete(AccountToken).where(AccountToken.user_id == user_id)
+    if purpose is not None:
+        query = query.where(AccountToken.purpose == purpose)
+    await session.execute(query.execution_options(synchronize_session=False))

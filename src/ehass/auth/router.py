@@ -6,13 +6,17 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from ehass.auth import mfa, service
+from ehass.auth import mfa, recovery, service
 from ehass.auth.schemas import (
+    EmailVerification,
     LoginRequest,
     MfaCode,
     MfaDisable,
     MfaEnrolment,
     MfaRecoveryCodes,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RefreshRequest,
     SessionList,
     SessionRead,
@@ -98,6 +102,54 @@ async def refresh(body: RefreshRequest, session: SessionDep, rt: RuntimeDep) -> 
 @router.post("/logout", status_code=204, responses=problems(401))
 async def logout(principal: CurrentPrincipal, session: SessionDep, rt: RuntimeDep) -> Response:
     await service.logout(session, rt, principal)
+    return Response(status_code=204)
+
+
+_RESET_ACCEPTED = PasswordResetAccepted(
+    detail="If an active account uses this address, a link to set a new password is on its "
+    "way. It works once, for a limited time."
+)
+
+
+@router.post(
+    "/password-reset",
+    status_code=202,
+    response_model=PasswordResetAccepted,
+    responses=problems(422, 429),
+    summary="Ask for a password reset link (the same answer whether or not the account exists)",
+)
+async def request_password_reset(
+    body: PasswordResetRequest, session: SessionDep, rt: RuntimeDep, client: ClientDep
+) -> PasswordResetAccepted:
+    await recovery.request_password_reset(session, rt, email=body.email, client=client)
+    return _RESET_ACCEPTED
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=204,
+    responses=problems(400, 422, 429),
+    summary="Set a new password with the token from a reset link; ends every session",
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirm, session: SessionDep, rt: RuntimeDep, client: ClientDep
+) -> Response:
+    await recovery.reset_password(
+        session, rt, token=body.token, new_password=body.new_password, client=client
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/verify-email",
+    status_code=204,
+    responses=problems(400, 422, 429),
+    summary="Verify an email address with the token from a verification link",
+)
+async def verify_email(
+    body: EmailVerification, session: SessionDep, rt: RuntimeDep, client: ClientDep
+) -> Response:
+    await recovery.verify_email(session, rt, token=body.token, client=client)
     return Response(status_code=204)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import EmailStr, Field
 
 from ehass.core.schemas import RequestModel, ResponseModel, UtcDateTime
 
@@ -69,3 +69,27 @@ class MfaRecoveryCodes(ResponseModel):
 
 class MfaDisable(RequestModel):
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+LinkToken = Annotated[
+    str, Field(min_length=1, max_length=128, description="The `token` parameter of the link")
+]
+
+
+class PasswordResetRequest(RequestModel):
+    email: EmailStr
+
+
+class PasswordResetAccepted(ResponseModel):
+    """The same answer whether or not an account uses the address."""
+
+    detail: str
+
+
+class PasswordResetConfirm(RequestModel):
+    token: LinkToken
+    new_password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class EmailVerification(RequestModel):
+    token: LinkToken

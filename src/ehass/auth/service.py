@@ -22,7 +22,12 @@ from ehass.core.tokens import (
     new_session_id,
     token_hash,
 )
-from ehass.errors import NotAuthenticatedError, NotFoundError, TooManyRequestsError
+from ehass.errors import (
+    NotAuthenticatedError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooManyRequestsError,
+)
 from ehass.runtime import Runtime
 from ehass.users.models import User
 from ehass.users.repository import get_user_by_email
@@ -45,6 +50,11 @@ class MfaRequiredError(NotAuthenticatedError):
     slug = "mfa-required"
     title = "Second factor required"
     audit_as_denial = False
+
+
+class EmailNotVerifiedError(PermissionDeniedError):
+    slug = "email-not-verified"
+    title = "Email not verified"
 
 
 class SessionEndedError(NotAuthenticatedError):
@@ -355,3 +365,16 @@ async def revoke_session(
     if target is None or target.user_id != principal.user_id:
         raise SessionNotFoundError(f"No session {session_id}.")
     await _revoke(session, rt, session_id=session_id, reason="revoked_by_user", now=rt.clock.now())
+
+
+async def require_verified_email(session: AsyncSession, rt: Runtime, principal: Principal) -> None:
+    """With EHASS_REQUIRE_VERIFIED_EMAIL on, only a caller whose address is verified may book:
+    confirmations and reminders must reach the person who made the booking."""
+    if not rt.settings.require_verified_email:
+        return
+    user = await session.get(User, principal.user_id)
+    if user is None or not user.email_verified:
+        raise EmailNotVerifiedError(
+            "Booking needs a verified email address: follow the link emailed to you when you "
+            "registered or changed your address. A password reset also verifies it."
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -67,25 +68,40 @@ class SmtpMailer:
         )
 
 
-class LogMailer:
-    """Development without a mail server: each message is written to the log, whole."""
+# A single-use link's token (password reset, email verification) in a message text.
+_LINK_TOKEN = re.compile(r"([?&]token=)[^\s&]+")
 
-    channel = "log"
+
+def redact_link_tokens(text: str) -> str:
+    return _LINK_TOKEN.sub(r"\1[redacted]", text)
+
+
+@dataclass(frozen=True)
+class LogMailer:
+    """Without a mail server each message is written to the log, whole in development.
+
+    Elsewhere the tokens of emailed links are redacted: a log line must never let its
+    reader reset someone's password. Such a link then only works in development.
+    """
+
+    redact_tokens: bool = True
+    channel: str = "log"
 
     async def send(self, message: EmailMessage) -> None:
         body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
         log.info(
             "notification.logged",
             message_id=message["Message-ID"],
             to=message["To"],
             subject=message["Subject"],
-            text=body.get_content() if body is not None else "",
+            text=redact_link_tokens(text) if self.redact_tokens else text,
         )
 
 
 def mailer_for(settings: Settings) -> Mailer:
     if settings.smtp_url is None:
-        return LogMailer()
+        return LogMailer(redact_tokens=settings.env != "development")
     return SmtpMailer.from_url(
         settings.smtp_url.get_secret_value(), timeout=settings.smtp_timeout_seconds
     )

@@ -16,6 +16,9 @@ from zoneinfo import ZoneInfo
 from ehass.calendars import ics
 from ehass.notifications.models import NotificationKind
 
+# Messages about the account itself rather than an appointment: no calendar, no footer.
+ACCOUNT_KINDS = frozenset({NotificationKind.PASSWORD_RESET, NotificationKind.VERIFY_EMAIL})
+
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
@@ -52,11 +55,36 @@ def subject(kind: str, payload: dict[str, Any]) -> str:
             return f"Reminder: your appointment on {local:%a %d %b %Y at %H:%M}"
         case NotificationKind.WAITLIST_OFFER:
             return "A time has opened up for you"
+        case NotificationKind.PASSWORD_RESET:
+            return "Reset your password"
+        case NotificationKind.VERIFY_EMAIL:
+            return "Confirm your email address"
+    raise ValueError(f"unknown notification kind {kind!r}")
+
+
+def _account_text(kind: str, payload: dict[str, Any]) -> str:
+    match kind:
+        case NotificationKind.PASSWORD_RESET:
+            return (
+                "Someone asked to reset the password of your EHASS account. To choose a new "
+                f"one, open this link within {payload['valid_minutes']} minutes:\n"
+                f"{payload['link']}\n\n"
+                "The link works once. If you did not ask, ignore this message: your password "
+                "stays as it is."
+            )
+        case NotificationKind.VERIFY_EMAIL:
+            return (
+                "Please confirm that this address belongs to your EHASS account by opening "
+                f"this link within {payload['valid_hours']} hours:\n{payload['link']}\n\n"
+                "If you have no EHASS account, ignore this message."
+            )
     raise ValueError(f"unknown notification kind {kind!r}")
 
 
 def text(kind: str, payload: dict[str, Any], *, public_url: str) -> str:
     greeting = f"Hello {payload['name']},\n\n"
+    if kind in ACCOUNT_KINDS:
+        return f"{greeting}{_account_text(kind, payload)}\n"
     as_doctor = payload.get("role") == "doctor"
     with_whom = payload["patient_name"] if as_doctor else payload["doctor_name"]
     match kind:

@@ -16,6 +16,9 @@ class NotificationKind(StrEnum):
     CANCELLED = "appointment.cancelled"
     REMINDER = "appointment.reminder"
     WAITLIST_OFFER = "waitlist.offer"
+    # Carry a single-use link (auth/recovery.py); the delivery log redacts it.
+    PASSWORD_RESET = "auth.password_reset"  # noqa: S105 - a kind name
+    VERIFY_EMAIL = "auth.verify_email"
 
 
 class DeliveryStatus(StrEnum):

@@ -12,6 +12,7 @@ from ehass.appointments import repository as appointment_repository
 from ehass.appointments.schemas import AppointmentRead
 from ehass.audit import service as audit
 from ehass.audit.schemas import AuditEntryRead
+from ehass.auth import recovery
 from ehass.auth import repository as auth_repository
 from ehass.auth.models import MfaFactor
 from ehass.availability import repository as availability_repository
@@ -131,6 +132,7 @@ async def erase(session: AsyncSession, rt: Runtime, principal: Principal, *, use
         await session.delete(factor)
     await notifications.forget_recipient(session, user_id=user.id)
     await calendars.forget(session, user_id=user.id)
+    await recovery.forget(session, user_id=user.id)
     user.updated_at = rt.clock.now()
     await session.flush()
     audit.record(

@@ -116,6 +116,9 @@ class UserRead(ResponseModel):
     name: str
     role: Role
     is_active: bool
+    email_verified: bool = Field(
+        description="Whether the owner followed the link sent to this address"
+    )
     created_at: UtcDateTime
     patient_id: int | None = None
     date_of_birth: date | None = None
@@ -133,6 +136,7 @@ class UserRead(ResponseModel):
             name=user.name,
             role=Role(user.role),
             is_active=user.is_active,
+            email_verified=user.email_verified,
             created_at=user.created_at,
             patient_id=patient.id if patient else None,
             date_of_birth=patient.date_of_birth if patient else None,

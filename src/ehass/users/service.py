@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments import service as appointment_service
 from ehass.audit import service as audit
+from ehass.auth import recovery
 from ehass.auth import service as auth_service
 from ehass.core.pagination import Page, after_id, encode_cursor
 from ehass.core.passwords import hash_password, password_problem, verify_password
@@ -44,6 +45,7 @@ def _fields(user: User) -> dict[str, Any]:
         "name": user.name,
         "role": user.role,
         "is_active": user.is_active,
+        "email_verified": user.email_verified,
     }
     if user.patient is not None:
         fields |= {"patient_id": user.patient.id, "date_of_birth": user.patient.date_of_birth}
@@ -115,7 +117,11 @@ async def _insert(session: AsyncSession, user: User) -> None:
         raise EmailTakenError("An account with this email already exists.") from exc
 
 
-async def register(session: AsyncSession, rt: Runtime, *, request: RegisterRequest) -> User:
+async def register(
+    session: AsyncSession, rt: Runtime, *, request: RegisterRequest, email_verified: bool = False
+) -> User:
+    """A new account; unless `email_verified` (accounts an operator vouches for, like the
+    demo data), a link to verify its address is emailed to it."""
     _check_birth(request.date_of_birth, rt)
     _check_password(request.password)
     email = request.email.lower()
@@ -128,6 +134,7 @@ async def register(session: AsyncSession, rt: Runtime, *, request: RegisterReque
         password_hash=await hash_password(request.password),
         role=request.role,
         is_active=True,
+        email_verified=email_verified,
         created_at=now,
         updated_at=now,
         patient=None,
@@ -140,6 +147,8 @@ async def register(session: AsyncSession, rt: Runtime, *, request: RegisterReque
         assert request.specialty is not None
         user.doctor = Doctor(specialty=request.specialty, timezone=request.timezone or "UTC")
     await _insert(session, user)
+    if not email_verified:
+        await recovery.send_verification(session, rt, user)
     _audit_created(session, rt, user)
     return user
 
@@ -158,6 +167,8 @@ async def create_admin(
         password_hash=await hash_password(password),
         role=Role.ADMIN,
         is_active=True,
+        # Created from the command line by an operator, who vouches for the address.
+        email_verified=True,
         created_at=now,
         updated_at=now,
         patient=None,
@@ -231,6 +242,7 @@ async def update(
     _check_birth(request.date_of_birth, rt)
     now = rt.clock.now()
     before = _fields(user)
+    email_changed = False
     if "password" in sent:
         assert request.password is not None
         # An administrator resetting someone else's password needs no current one.
@@ -250,6 +262,7 @@ async def update(
         email = request.email.lower()
         if email != user.email and await repository.email_taken(session, email, other_than=user.id):
             raise EmailTakenError("An account with this email already exists.")
+        email_changed = email != user.email
         user.email = email
     if "name" in sent and request.name is not None:
         user.name = request.name
@@ -270,6 +283,9 @@ async def update(
         await session.flush()
     except IntegrityError as exc:
         raise EmailTakenError("An account with this email already exists.") from exc
+    if email_changed:
+        # After the flush: a race for the address is decided above, as EmailTakenError.
+        await recovery.email_changed(session, rt, user)
     changes = audit.changes_between(before, _fields(user))
     if "password" in sent:
         changes["password"] = {"before": audit.REDACTED, "after": audit.REDACTED}
