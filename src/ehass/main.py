@@ -40,6 +40,7 @@ from ehass.runtime import Runtime
 from ehass.shared import SharedState
 from ehass.tracing import install_tracing
 from ehass.users.router import router as users_router
+from ehass.web.mount import install_web
 
 API_PREFIX = "/api/v1"
 log = structlog.get_logger("ehass.main")
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(api)
     app.include_router(ops_router)
     install_error_handlers(app)
+    install_web(app)  # the patient, doctor and admin pages at /; after the error handlers
     # Added innermost first: requests pass context -> security headers -> CORS -> limits.
     if settings.rate_limit_enabled:
         app.add_middleware(

@@ -150,7 +150,13 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                added = extra
+                # The web pages set a policy of their own (scripts and styles from 'self');
+                # the API and everything else never do, and get the one above.
+                if any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    added = [h for h in extra if h[0] != b"content-security-policy"]
+                message["headers"] = [*headers, *added]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

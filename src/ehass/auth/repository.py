@@ -84,3 +84,15 @@ async def live_sessions(session: AsyncSession, *, user_id: int, now: datetime) -
         .order_by(UserSession.created_at.desc())
     )
     return list((await session.execute(query)).scalars())
+
+
+async def find_session(
+    session: AsyncSession, session_id: str
+) -> Row[tuple[UserSession, User]] | None:
+    query = (
+        select(UserSession, User)
+        .join(User, UserSession.user_id == User.id)
+        .where(UserSession.id == session_id)
+        .options(joinedload(User.patient), joinedload(User.doctor))
+    )
+    return (await session.execute(query)).first()

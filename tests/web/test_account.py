@@ -1,0 +1,189 @@
+"""Browser sessions over plain HTTP: cookies, CSRF, CSP, sign-in and sign-out."""
+
+from __future__ import annotations
+
+import httpx
+
+from ehass.auth.models import UserSession
+from tests.factories import PASSWORD
+from tests.web.support import HTML, csrf_of, get, post_form, sign_in
+
+
+def _set_cookie(response: httpx.Response, name: str) -> str:
+    found = [h for h in response.headers.get_list("set-cookie") if h.startswith(f"{name}=")]
+    assert found, f"no {name} cookie set"
+    return found[0]
+
+
+async def test_pages_carry_a_strict_csp_and_the_api_keeps_its_own(client):
+    page = await get(client, "/signin")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "unsafe-inline" not in policy
+    assert "script-src 'self'" in policy and "form-action 'self'" in policy
+    assert page.headers.get_list("content-security-policy") == [policy]
+    assert page.headers["cache-control"] == "no-store"
+    api = await client.get("/api/v1/doctors")
+    assert api.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "form-action 'none'" in api.headers["content-security-policy"]
+
+
+async def test_sign_in_sets_an_httponly_lax_cookie_and_lands_on_the_role_home(
+    client, factories, session
+):
+    patient = await factories.patient()
+    response = await post_form(client, "/signin", {"email": patient.email, "password": PASSWORD})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/appointments"
+    cookie = _set_cookie(response, "ehass_session").lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+    assert "secure" not in cookie  # plain HTTP here; see the HTTPS test
+    home = await get(client, "/appointments")
+    assert home.status_code == 200
+    assert "My appointments" in home.text
+
+
+async def test_the_cookie_is_secure_under_https(app, factories, client_ip):
+    patient = await factories.patient()
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as browser:
+        page = await get(browser, "/signin")
+        response = await browser.post(
+            "/signin",
+            data={"email": patient.email, "password": PASSWORD, "csrf_token": csrf_of(page)},
+            headers=HTML,
+        )
+    assert response.status_code == 303
+    assert "secure" in _set_cookie(response, "ehass_session").lower()
+
+
+async def test_a_form_without_the_csrf_token_is_refused(client, factories, session):
+    patient = await factories.patient()
+    await get(client, "/signin")  # the pre-session cookie exists; only the token is missing
+    refused = await client.post(
+        "/signin", data={"email": patient.email, "password": PASSWORD}, headers=HTML
+    )
+    assert refused.status_code == 403
+    assert "expired" in refused.text
+    assert "ehass_session" not in refused.headers.get("set-cookie", "")
+
+    wrong = await client.post(
+        "/signin",
+        data={"email": patient.email, "password": PASSWORD, "csrf_token": "forged"},
+        headers=HTML,
+    )
+    assert wrong.status_code == 403
+
+
+async def test_a_signed_in_form_needs_the_sessions_own_token(client, factories):
+    patient = await factories.patient()
+    anonymous_token = csrf_of(await get(client, "/signin"))
+    await sign_in(client, patient)
+    refused = await client.post("/signout", data={"csrf_token": anonymous_token}, headers=HTML)
+    assert refused.status_code == 403
+    assert (await get(client, "/appointments")).status_code == 200  # still signed in
+
+
+async def test_wrong_password_keeps_the_email_and_says_why(client, factories):
+    patient = await factories.patient()
+    response = await post_form(
+        client, "/signin", {"email": patient.email, "password": "not the password at all"}
+    )
+    assert response.status_code == 401
+    assert "Invalid email or password." in response.text
+    assert f'value="{patient.email}"' in response.text
+    assert "Traceback" not in response.text
+
+
+async def test_sign_out_ends_the_server_side_session(client, factories, session):
+    patient = await factories.patient()
+    await sign_in(client, patient)
+    page = await get(client, "/appointments")
+    response = await client.post("/signout", data={"csrf_token": csrf_of(page)}, headers=HTML)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/signin")
+    ended = await session.scalar(
+        UserSession.__table__.select()
+        .with_only_columns(UserSession.revoked_reason)
+        .where(UserSession.user_id == patient.id)
+    )
+    assert ended == "logout"
+    again = await get(client, "/appointments")
+    assert again.status_code == 303
+    assert again.headers["location"] == "/signin?next=/appointments"
+
+
+async def test_a_deactivated_user_is_signed_out_of_the_browser(client, factories, api):
+    patient = await factories.patient()
+    admin = await factories.admin()
+    admin_token = await factories.token(admin)
+    await sign_in(client, patient)
+    assert (await get(client, "/appointments")).status_code == 200
+    deactivated = await api("DELETE", f"/users/{patient.id}", token=admin_token)
+    assert deactivated.status_code == 204, deactivated.text
+    after = await get(client, "/appointments")
+    assert after.status_code == 303
+    assert after.headers["location"].startswith("/signin")
+
+
+async def test_a_forged_cookie_is_not_a_session(client, factories, session):
+    patient = await factories.patient()
+    await sign_in(client, patient)
+    session_id = client.cookies["ehass_session"].partition(".")[0]
+    client.cookies.clear()
+    client.cookies.set("ehass_session", f"{session_id}.not-the-mac")
+    response = await get(client, "/appointments")
+    assert response.status_code == 303
+
+
+async def test_the_api_stays_bearer_only(client, factories):
+    patient = await factories.patient()
+    await sign_in(client, patient)
+    response = await client.get("/api/v1/appointments")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_pages_are_not_opened_by_the_wrong_role(client, factories):
+    doctor = await factories.doctor()
+    await sign_in(client, doctor)
+    response = await get(client, "/appointments")
+    assert response.status_code == 403
+    assert "for patients" in response.text
+
+
+async def test_sign_up_keeps_typed_values_and_puts_errors_beside_fields(client, factories):
+    taken = await factories.patient()
+    response = await post_form(
+        client,
+        "/signup",
+        {
+            "name": "Nora Newcomer",
+            "email": taken.email,
+            "password": "short",
+            "date_of_birth": "1991-02-03",
+        },
+    )
+    assert response.status_code == 422
+    assert 'value="Nora Newcomer"' in response.text
+    assert 'value="1991-02-03"' in response.text
+    assert 'id="password-error"' in response.text
+    assert "short" not in response.text.split('id="password"')[1][:200]
+
+
+async def test_sign_up_creates_a_patient_and_signs_them_in(client):
+    response = await post_form(
+        client,
+        "/signup",
+        {
+            "name": "Nora Newcomer",
+            "email": "nora@example.org",
+            "password": "a long unusual passphrase",
+            "date_of_birth": "1991-02-03",
+        },
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].startswith("/doctors")
+    page = await get(client, "/doctors")
+    assert page.status_code == 200
+    assert "Find a doctor" in page.text
