@@ -172,7 +172,8 @@ async def book(
         body = parse(
             AppointmentCreate,
             {
-                "doctor_id": values["doctor_id"],
+                # Form fields are text; the request models are strict about integers.
+                "doctor_id": int(values["doctor_id"]) if values["doctor_id"].isdigit() else None,
                 "scheduled_at": values["scheduled_at"],
                 "reason": values["reason"] or None,
             },
