@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from ehass.errors import DomainError
 from ehass.web import account, admin, doctor, live, patient
+from ehass.web.events import SlotEvents, SlotEventsMiddleware, listen_to_the_orm
 from ehass.web.pages import HERE, redirect, render
 from ehass.web.security import clear_session_cookie
 
@@ -54,6 +55,15 @@ def _html_errors(original: Handler) -> Handler:
 def install_web(app: FastAPI) -> None:
     for router in (account.router, patient.router, doctor.router, admin.router, live.router):
         app.include_router(router)
+    shared = app.state.runtime.shared
+    settings = app.state.settings
+    app.state.slot_events = bus = SlotEvents(
+        publisher=shared.redis,
+        redis_url=settings.redis_url,
+        channel=f"{settings.redis_key_prefix}:web:slots",
+    )
+    listen_to_the_orm()
+    app.add_middleware(SlotEventsMiddleware, bus=bus)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="web-static")
     for kind in (DomainError, RequestValidationError, StarletteHTTPException):
         app.exception_handlers[kind] = _html_errors(app.exception_handlers[kind])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -119,6 +119,8 @@ async def _week_page(
     return render(
         request,
         "book.html",
+        range_from=_stamp(max(start, now)),
+        range_to=_stamp(end),
         principal=principal,
         status_code=status_code,
         doctor=doctor,
@@ -132,6 +134,10 @@ async def _week_page(
         problems=problems,
         moving=moving,
     )
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @router.get("/doctors/{doctor_id}")
