@@ -10,9 +10,7 @@ from ehass.web.events import SlotChange, SlotEvents
 WEDNESDAY_10 = "2026-12-02T10:00:00Z"
 
 
-async def test_booking_moving_and_cancelling_are_published_after_commit(
-    app, factories, api
-):
+async def test_booking_moving_and_cancelling_are_published_after_commit(app, factories, api):
     doctor = await factories.doctor()
     patient = await factories.patient()
     token = await factories.token(patient)

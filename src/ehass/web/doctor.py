@@ -56,8 +56,7 @@ async def schedule(
     doctor = await doctor_service.get_doctor(session, doctor_id=principal.doctor_id)
     zone = ZoneInfo(doctor.timezone)
     now = rt.clock.now()
-    today = now.astimezone(zone).date()
-    first = today if span == "today" else today - timedelta(days=today.weekday())
+    first = now.astimezone(zone).date()
     last = first + timedelta(days=1 if span == "today" else 7)
     page = await appointment_service.list_appointments(
         session,

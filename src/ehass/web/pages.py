@@ -6,6 +6,7 @@ from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi.templating import Jinja2Templates
@@ -33,7 +34,8 @@ def zones() -> frozenset[str]:
 
 def viewer_zone(request: Request) -> str:
     """The zone times are shown in: `?tz=`, else the browser's (a cookie app.js sets)."""
-    for candidate in (request.query_params.get("tz"), request.cookies.get(ZONE_COOKIE)):
+    cookie = unquote(request.cookies.get(ZONE_COOKIE, ""))
+    for candidate in (request.query_params.get("tz"), cookie):
         if candidate and candidate in zones():
             return candidate
     return "UTC"
