@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pyotp
 
 from ehass.auth.models import UserSession
 from tests.factories import PASSWORD
@@ -187,3 +188,31 @@ async def test_sign_up_creates_a_patient_and_signs_them_in(client):
     page = await get(client, "/doctors")
     assert page.status_code == 200
     assert "Find a doctor" in page.text
+
+
+async def test_a_second_factor_is_asked_for_then_accepted(client, factories, api, clock):
+    admin = await factories.admin()
+    token = await factories.token(admin)
+    enrolment = await api("POST", "/auth/mfa/enroll", token=token)
+    totp = pyotp.TOTP(enrolment.json()["secret"])
+    confirmed = await api(
+        "POST", "/auth/mfa/confirm", token=token, json={"code": totp.at(clock.now())}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    clock.advance(seconds=30)  # a code is accepted once: the next one is used below
+
+    asked = await post_form(client, "/signin", {"email": admin.email, "password": PASSWORD})
+    assert asked.status_code == 422
+    assert 'id="otp-error"' in asked.text and f'value="{admin.email}"' in asked.text
+    accepted = await client.post(
+        "/signin",
+        data={
+            "email": admin.email,
+            "password": PASSWORD,
+            "otp": totp.at(clock.now()),
+            "csrf_token": csrf_of(asked),
+        },
+        headers=HTML,
+    )
+    assert accepted.status_code == 303, accepted.text
+    assert accepted.headers["location"] == "/admin/users"

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ehass.errors import DomainError
-from ehass.web import account, admin, doctor, live, patient
+from ehass.web import account, admin, doctor, live, patient, profile
 from ehass.web.events import SlotEvents, SlotEventsMiddleware, listen_to_the_orm
 from ehass.web.pages import HERE, redirect, render
 from ehass.web.security import clear_session_cookie
@@ -53,8 +53,9 @@ def _html_errors(original: Handler) -> Handler:
 
 
 def install_web(app: FastAPI) -> None:
-    for router in (account.router, patient.router, doctor.router, admin.router, live.router):
-        app.include_router(router)
+    routers = (account, patient, doctor, admin, profile, live)
+    for module in routers:
+        app.include_router(module.router)
     shared = app.state.runtime.shared
     settings = app.state.settings
     app.state.slot_events = bus = SlotEvents(
