@@ -164,10 +164,18 @@ class SecurityHeadersMiddleware:
 
 class RateLimitMiddleware:
     """Requests per client address: a general ceiling, and a tighter one on the endpoints
-    that take passwords or tokens (register, login, refresh)."""
+    that take passwords or tokens (register, login, refresh, and the sign-in pages)."""
 
     EXEMPT = ("/healthz", "/readyz", "/static-offline-docs/")
-    AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+    AUTH_PATHS = frozenset(
+        {
+            "/api/v1/auth/register",
+            "/api/v1/auth/login",
+            "/api/v1/auth/refresh",
+            "/signin",
+            "/signup",
+        }
+    )
 
     def __init__(self, app: ASGIApp, *, shared: SharedState, general: str, auth: str) -> None:
         self.app = app

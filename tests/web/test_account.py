@@ -6,6 +6,8 @@ import httpx
 import pyotp
 
 from ehass.auth.models import UserSession
+from ehass.db import Database
+from ehass.main import create_app
 from tests.factories import PASSWORD
 from tests.web.support import HTML, csrf_of, get, post_form, sign_in
 
@@ -216,3 +218,15 @@ async def test_a_second_factor_is_asked_for_then_accepted(client, factories, api
     )
     assert accepted.status_code == 303, accepted.text
     assert accepted.headers["location"] == "/admin/users"
+
+
+async def test_the_sign_in_page_shares_the_tighter_limit_of_the_login_endpoint(
+    settings, engine, sessionmaker, clock, client_ip
+):
+    tight = settings.model_copy(update={"rate_limit_auth_per_address": "2/minute"})
+    app = create_app(tight, clock=clock, database=Database(engine, sessionmaker))
+    transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        answers = [(await get(browser, "/signin")).status_code for _ in range(3)]
+    await app.state.runtime.shared.close()
+    assert answers == [200, 200, 429]
