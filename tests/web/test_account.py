@@ -230,3 +230,25 @@ async def test_the_sign_in_page_shares_the_tighter_limit_of_the_login_endpoint(
         answers = [(await get(browser, "/signin")).status_code for _ in range(3)]
     await app.state.runtime.shared.close()
     assert answers == [200, 200, 429]
+
+
+async def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(client, factories):
+    patient = await factories.patient()
+    bounced = await get(client, "/doctors?q=smith")
+    assert bounced.headers["location"] == "/signin?next=/doctors%3Fq%3Dsmith"
+    page = await get(client, bounced.headers["location"])
+    assert 'name="next" value="/doctors?q=smith"' in page.text
+    back = await post_form(
+        client,
+        "/signin",
+        {"email": patient.email, "password": PASSWORD, "next": "/doctors?q=smith"},
+    )
+    assert back.headers["location"] == "/doctors?q=smith"
+
+    client.cookies.clear()
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        response = await post_form(
+            client, "/signin", {"email": patient.email, "password": PASSWORD, "next": elsewhere}
+        )
+        assert response.headers["location"] == "/appointments", elsewhere
+        client.cookies.clear()
