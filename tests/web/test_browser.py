@@ -91,6 +91,11 @@ async def test_a_doctor_sets_availability_and_sees_a_booking_appear(site: Site, 
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_text("Your availability is saved.")).to_be_visible()
 
+    await page.get_by_role("link", name="Schedule").click()
+    await page.get_by_role("link", name="Next 7 days").click()
+    await expect(page.get_by_text("No appointments in the next 7 days.")).to_be_visible()
+    await expect(page.locator("[data-live-schedule][data-live='on']")).to_have_count(1)
+
     async with httpx.AsyncClient(base_url=site.url("")) as api:
         login = await api.post(
             "/api/v1/auth/login", json={"email": patient.email, "password": PASSWORD}
@@ -105,8 +110,8 @@ async def test_a_doctor_sets_availability_and_sees_a_booking_appear(site: Site, 
         )
         assert booked.status_code == 201, booked.text
 
-    await page.get_by_role("link", name="Schedule").click()
-    await page.get_by_role("link", name="Next 7 days").click()
+    await expect(page.get_by_text("A new booking has arrived.")).to_be_visible()  # no reload
+    await page.get_by_role("link", name="Show the updated schedule").click()
     await expect(page.get_by_role("cell", name=patient.name, exact=True)).to_be_visible()
     await expect(page.get_by_role("cell", name="Follow-up", exact=True)).to_be_visible()
 
@@ -167,8 +172,12 @@ async def test_booking_with_the_keyboard_alone(site: Site, new_context):
     page = await (await new_context()).new_page()
     await page.goto(site.url("/signin"))
     await page.keyboard.press("Tab")  # the skip link comes first and is visible on focus
-    await expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
-    await page.get_by_label("Email address").focus()
+    skip = page.get_by_role("link", name="Skip to main content")
+    await expect(skip).to_be_focused()
+    assert await skip.evaluate("e => e.getBoundingClientRect().left >= 0")
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Email address")).to_be_focused()
     await page.keyboard.type(patient.email)
     await page.keyboard.press("Tab")
     await page.keyboard.type(PASSWORD)

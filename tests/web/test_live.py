@@ -72,3 +72,11 @@ async def test_subscribers_hear_only_their_doctor():
         assert (await asyncio.wait_for(one.get(), 1)).taken == (WEDNESDAY_10,)
         assert two.empty()
     assert bus._subscribers == {}
+
+
+async def test_the_event_stream_needs_a_signed_in_browser(client, factories):
+    doctor = await factories.doctor()
+    response = await client.get(
+        f"/doctors/{doctor.doctor.id}/live", headers={"Accept": "text/event-stream"}
+    )
+    assert response.status_code == 401

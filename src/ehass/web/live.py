@@ -6,10 +6,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import StreamingResponse
 
-from ehass.web.deps import WebPrincipal
+from ehass.web.deps import web_principal
 from ehass.web.events import SlotEvents
 
 router = APIRouter(include_in_schema=False)
@@ -33,10 +33,9 @@ async def _stream(bus: SlotEvents, doctor_id: int) -> AsyncIterator[str]:
             yield f"event: slots\ndata: {change.as_json()}\n\n"
 
 
-@router.get("/doctors/{doctor_id}/live")
-async def live_slots(
-    request: Request, doctor_id: int, principal: WebPrincipal
-) -> StreamingResponse:
+@router.get("/doctors/{doctor_id}/live", dependencies=[Depends(web_principal)])
+async def live_slots(request: Request, doctor_id: int) -> StreamingResponse:
+    """For signed-in people only, though free times are public: it holds a connection."""
     bus: SlotEvents = request.app.state.slot_events
     return StreamingResponse(
         _stream(bus, doctor_id),
