@@ -14,7 +14,7 @@ install:
 run: install
 	$(UV) run --frozen ehass db upgrade
 	$(UV) run --frozen ehass seed-demo
-	@echo "EHASS on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "EHASS on http://$(HOST):$(PORT)  (web pages at /, API docs at /docs)"
 	$(UV) run --frozen ehass serve --host $(HOST) --port $(PORT)
 
 test: install

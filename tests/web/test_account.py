@@ -252,3 +252,17 @@ async def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(c
         )
         assert response.headers["location"] == "/appointments", elsewhere
         client.cookies.clear()
+
+
+async def test_the_web_manifest_makes_the_portal_installable(client):
+    response = await client.get("/static/manifest.webmanifest")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/manifest+json")
+    manifest = response.json()
+    assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
+    sizes = {icon["sizes"] for icon in manifest["icons"]}
+    assert {"192x192", "512x512"} <= sizes
+    for icon in manifest["icons"]:
+        assert (await client.get(icon["src"])).status_code == 200
+    page = await get(client, "/")
+    assert '<link rel="manifest" href="/static/manifest.webmanifest">' in page.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -65,6 +66,7 @@ def install_web(app: FastAPI) -> None:
     )
     listen_to_the_orm()
     app.add_middleware(SlotEventsMiddleware, bus=bus)
+    mimetypes.add_type("application/manifest+json", ".webmanifest")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="web-static")
     for kind in (DomainError, RequestValidationError, StarletteHTTPException):
         app.exception_handlers[kind] = _html_errors(app.exception_handlers[kind])

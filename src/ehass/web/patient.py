@@ -225,7 +225,7 @@ async def my_appointments(
         limit=200,
         cursor=None,
     )
-    names = await _doctor_names(session, {a.doctor_id for a in page.items})
+    names = await _doctors_by_id(session, {a.doctor_id for a in page.items})
     upcoming = [a for a in page.items if a.status == Status.SCHEDULED and a.ends_at > now]
     past = [a for a in reversed(page.items) if a not in upcoming]
     return render(
@@ -250,7 +250,7 @@ def _flash(request: Request) -> str | None:
     return None
 
 
-async def _doctor_names(session: AsyncSession, ids: set[int]) -> dict[int, Any]:
+async def _doctors_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Any]:
     names = {}
     for doctor_id in ids:
         try:
