@@ -98,8 +98,10 @@ async def site(
 
 @pytest.fixture(scope="session")
 async def browser(site: Site) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # Two cores shared with the rest of the suite: give assertions as long as actions.
+    expect.set_options(timeout=15_000)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
