@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 
 from tests.web.support import csrf_of, get, sign_in
@@ -102,3 +104,18 @@ async def test_the_console_is_for_administrators_only(client, factories):
     patient = await factories.patient()
     await sign_in(client, patient)
     assert (await get(client, "/admin/users")).status_code == 403
+
+
+async def test_a_users_appointments_are_opened_from_the_list(client, factories):
+    admin = await factories.admin()
+    doctor = await factories.doctor(name="Dr Open Record")
+    patient = await factories.patient(name="Olga Opened")
+    await factories.appointment(
+        patient=patient, doctor=doctor, at=datetime(2026, 12, 3, 10, tzinfo=UTC)
+    )
+    await sign_in(client, admin)
+    listed = await get(client, "/admin/users", params={"q": "Olga"})
+    assert f'href="/admin/users/{patient.id}"' in listed.text
+    page = await get(client, f"/admin/users/{patient.id}")
+    assert "Thu 03 Dec 2026, 10:00" in page.text
+    assert "Dr Open Record" in page.text and "Olga Opened" in page.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,8 @@ from ehass.appointments import service as appointment_service
 from ehass.audit import service as audit_service
 from ehass.core.principal import Role
 from ehass.deps import RuntimeDep, SessionDep
+from ehass.doctors import service as doctor_service
+from ehass.errors import NotFoundError
 from ehass.users import service as user_service
 from ehass.users.schemas import UserUpdate
 from ehass.web.deps import AdminPrincipal, CsrfChecked
@@ -133,7 +136,24 @@ async def user_appointments(
             cursor=None,
         )
         items = page.items
-    return render(request, "admin_user.html", principal=principal, user=user, appointments=items)
+    patients = await user_service.patient_names(
+        session, principal, patient_ids={a.patient_id for a in items}
+    )
+    doctors = {}
+    for doctor_id in {a.doctor_id for a in items}:
+        with contextlib.suppress(NotFoundError):  # a deactivated doctor: shown by id
+            doctors[doctor_id] = (
+                await doctor_service.get_doctor(session, doctor_id=doctor_id)
+            ).name
+    return render(
+        request,
+        "admin_user.html",
+        principal=principal,
+        user=user,
+        appointments=items,
+        patients=patients,
+        doctors=doctors,
+    )
 
 
 def _parse_time(raw: str) -> datetime | None:
