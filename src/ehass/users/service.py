@@ -340,7 +340,5 @@ async def patient_names(
     if principal.is_admin:
         return await repository.patient_names(session, patient_ids)
     if principal.role is Role.DOCTOR and principal.doctor_id is not None:
-        return await repository.patient_names(
-            session, patient_ids, doctor_id=principal.doctor_id
-        )
+        return await repository.patient_names(session, patient_ids, doctor_id=principal.doctor_id)
     raise PermissionDeniedError("Only doctors and administrators see patients' names.")
