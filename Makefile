@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format
+.PHONY: install run test lint format screenshots
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -14,7 +14,7 @@ install:
 run: install
 	$(UV) run --frozen ehass db upgrade
 	$(UV) run --frozen ehass seed-demo
-	@echo "EHASS on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "EHASS on http://$(HOST):$(PORT)  (web pages at /, API docs at /docs)"
 	$(UV) run --frozen ehass serve --host $(HOST) --port $(PORT)
 
 test: install
@@ -35,3 +35,9 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: install
 	$(UV) run --frozen python bench/run.py $(BENCH_ARGS)
+
+# Phone (390x844) and desktop (1440x900) screenshots of each main page, for reviewers:
+# the browser tests write them to docs/screenshots (needs /usr/bin/chromium and
+# `npm ci` in tests/web, as .ci/run does).
+screenshots: install
+	EHASS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(UV) run --frozen pytest tests/web/test_browser.py -q -k accessibility

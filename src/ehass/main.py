@@ -46,6 +46,7 @@ from ehass.shared import SharedState
 from ehass.tracing import install_tracing
 from ehass.users.router import router as users_router
 from ehass.waitlist.router import router as waitlist_router
+from ehass.web.mount import install_web
 
 API_PREFIX = "/api/v1"
 log = structlog.get_logger("ehass.main")
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(ops_router)
     app.include_router(feed_router)
     install_error_handlers(app)
+    install_web(app)  # the patient, doctor and admin pages at /; after the error handlers
     # Added innermost first: requests pass context -> security headers -> CORS -> limits.
     if settings.rate_limit_enabled:
         app.add_middleware(

@@ -150,7 +150,13 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                added = extra
+                # The web pages set a policy of their own (scripts and styles from 'self');
+                # the API and everything else never do, and get the one above.
+                if any(name.lower() == b"content-security-policy" for name, _ in headers):
+                    added = [h for h in extra if h[0] != b"content-security-policy"]
+                message["headers"] = [*headers, *added]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -158,19 +164,26 @@ class SecurityHeadersMiddleware:
 
 class RateLimitMiddleware:
     """Requests per client address: a general ceiling, and a tighter one on the endpoints
-    that take passwords or tokens (register, login, refresh, password reset, verification)."""
+    that take passwords or tokens (register, login, refresh, password reset, verification,
+    and the sign-in pages)."""
 
     EXEMPT = ("/healthz", "/readyz", "/static-offline-docs/")
     AUTH_PATHS = frozenset(
-        f"/api/v1/auth/{path}"
-        for path in (
-            "register",
-            "login",
-            "refresh",
-            "password-reset",
-            "password-reset/confirm",
-            "verify-email",
-        )
+        {
+            *(
+                f"/api/v1/auth/{path}"
+                for path in (
+                    "register",
+                    "login",
+                    "refresh",
+                    "password-reset",
+                    "password-reset/confirm",
+                    "verify-email",
+                )
+            ),
+            "/signin",
+            "/signup",
+        }
     )
 
     def __init__(self, app: ASGIApp, *, shared: SharedState, general: str, auth: str) -> None:

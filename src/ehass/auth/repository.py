@@ -144,3 +144,15 @@ async def drop_account_tokens(
     if purpose is not None:
         query = query.where(AccountToken.purpose == purpose)
     await session.execute(query.execution_options(synchronize_session=False))
+
+
+async def find_session(
+    session: AsyncSession, session_id: str
+) -> Row[tuple[UserSession, User]] | None:
+    query = (
+        select(UserSession, User)
+        .join(User, UserSession.user_id == User.id)
+        .where(UserSession.id == session_id)
+        .options(joinedload(User.patient), joinedload(User.doctor))
+    )
+    return (await session.execute(query)).first()

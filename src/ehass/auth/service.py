@@ -133,6 +133,28 @@ async def login(
     client: ClientInfo,
     otp: str | None = None,
 ) -> TokenPair:
+    user, user_session = await start_session(
+        session, rt, email=email, password=password, client=client, otp=otp
+    )
+    now = user_session.created_at
+    refresh = _add_refresh_token(session, user_session.id, now)
+    access, expires_in = _issue_access(
+        rt, user, user_session, now, mfa_pending=await _mfa_pending(session, rt, user)
+    )
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
+
+
+async def start_session(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    email: str,
+    password: str,
+    client: ClientInfo,
+    otp: str | None = None,
+) -> tuple[User, UserSession]:
+    """Checks the credentials and opens a session: the API hands out tokens naming it, the
+    web pages a cookie naming it. Either way revoking the session ends it."""
     email = email.strip().lower()
     ip = client.ip or "unknown"
     limited = rt.settings.rate_limit_enabled
@@ -181,10 +203,6 @@ async def login(
     )
     session.add(user_session)
     await session.flush()
-    refresh = _add_refresh_token(session, user_session.id, now)
-    access, expires_in = _issue_access(
-        rt, user, user_session, now, mfa_pending=await _mfa_pending(session, rt, user)
-    )
     audit.record(
         session,
         at=now,
@@ -195,7 +213,7 @@ async def login(
         actor_role=user.role,
     )
     log.info("auth.login", user_id=user.id, session_id=user_session.id)
-    return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
+    return user, user_session
 
 
 async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> TokenPair:
@@ -378,3 +396,56 @@ async def require_verified_email(session: AsyncSession, rt: Runtime, principal: 
             "Booking needs a verified email address: follow the link emailed to you when you "
             "registered or changed your address. A password reset also verifies it."
         )
+
+
+class BrowserSessionEndedError(NotAuthenticatedError):
+    """A cookie naming a session that is over: the browser is sent to sign in again."""
+
+    slug = "session-ended"
+    title = "Session ended"
+    audit_as_denial = False
+
+
+# A browser session is touched at most this often: not every page view needs a write.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+async def authenticate_session(session: AsyncSession, rt: Runtime, *, session_id: str) -> Principal:
+    """The caller behind a browser session cookie; 401 for an ended, idle or unknown one.
+
+    The same rows and rules as tokens: a session revoked by logout, a password change or a
+    deactivation ends the browser's sign-in too.
+    """
+    now = rt.clock.now()
+    found = await repository.find_session(session, session_id)
+    if found is None:
+        raise BrowserSessionEndedError("Sign in first.")
+    user_session, user = found
+    if user_session.revoked_at is not None or user_session.expires_at <= now:
+        raise BrowserSessionEndedError("The session has ended; sign in again.")
+    if not user.is_active:
+        await _revoke(session, rt, session_id=user_session.id, reason="deactivated", now=now)
+        raise SessionEndedError("The account is deactivated.")
+    if user_session.last_seen_at + timedelta(minutes=rt.settings.session_idle_minutes) <= now:
+        await _revoke(session, rt, session_id=user_session.id, reason="idle", now=now)
+        audit.record(
+            session,
+            at=now,
+            action="auth.session_expired",
+            entity="session",
+            entity_id=user_session.id,
+            actor_id=user.id,
+            actor_role=user.role,
+            changes={"reason": "idle"},
+        )
+        raise SessionEndedError("The session was idle too long; sign in again.")
+    if now - user_session.last_seen_at >= TOUCH_INTERVAL:
+        user_session.last_seen_at = now
+    return Principal(
+        user_id=user.id,
+        role=Role(user.role),
+        session_id=user_session.id,
+        patient_id=user.patient.id if user.patient else None,
+        doctor_id=user.doctor.id if user.doctor else None,
+        mfa_pending=await _mfa_pending(session, rt, user),
+    )

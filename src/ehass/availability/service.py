@@ -256,3 +256,57 @@ async def replace(
     return AvailabilityUpdated(
         **await _describe(session, doctor, weekly, slots, now), conflicts=conflicts
     )
+
+
+async def preview(
+    session: AsyncSession,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    doctor_id: int,
+    request: AvailabilityWrite,
+) -> AvailabilityUpdated:
+    """What `replace` would make of `request`, saving nothing: the free slots of the coming
+    week and the booked appointments that would fall outside the new hours."""
+    doctor = await _doctor(session, doctor_id)
+    if not (principal.is_admin or principal.doctor_id == doctor.id):
+        raise PermissionDeniedError("Only this doctor or an administrator may set availability.")
+    timezone = request.timezone or doctor.timezone
+    by_day: dict[int, list[Window]] = {}
+    for w in sorted(request.weekly, key=lambda w: (DAYS.index(w.day), w.start)):
+        by_day.setdefault(DAYS.index(w.day), []).append(Window(w.start, w.end))
+    overrides = {
+        o.date: [Window(w.start, w.end) for w in sorted(o.windows, key=lambda w: w.start)]
+        for o in request.overrides
+    }
+    schedule = Schedule(
+        timezone=ZoneInfo(timezone),
+        slot_minutes=request.slot_minutes,
+        weekly=by_day,
+        overrides=overrides,
+    )
+    now = rt.clock.now()
+    upcoming = await repository.scheduled_from(session, doctor.id, now)
+    start, end = _range(None, None, now)
+    busy = await repository.busy_intervals(session, doctor.id, start - MAX_SLOT, end + MAX_SLOT)
+    today = now.astimezone(schedule.timezone).date()
+    return AvailabilityUpdated(
+        doctor_id=doctor.id,
+        timezone=timezone,
+        slot_minutes=request.slot_minutes,
+        weekly=[
+            WeeklyWindowRead(day=DAYS[day], start=w.start, end=w.end)
+            for day, windows in sorted(by_day.items())
+            for w in windows
+        ],
+        overrides=[
+            OverrideRead(date=on, windows=[WindowRead(start=w.start, end=w.end) for w in windows])
+            for on, windows in sorted(overrides.items())
+            if on >= today
+        ],
+        slots=[
+            SlotRead(start=s.start, end=s.end)
+            for s in free_slots(schedule, start=start, end=end, now=now, busy=busy)
+        ],
+        conflicts=[a.id for a in upcoming if _outside(schedule, a)],
+    )

@@ -79,3 +79,23 @@ async def list_users(
 
 async def get_patient(session: AsyncSession, patient_id: int) -> Patient | None:
     return await session.get(Patient, patient_id) if possible_id(patient_id) else None
+
+
+async def patient_names(
+    session: AsyncSession, patient_ids: set[int], *, doctor_id: int | None = None
+) -> dict[int, str]:
+    """Patient id -> name; with `doctor_id`, only patients with a booking at that doctor."""
+    query = (
+        select(Patient.id, User.name)
+        .join(User, Patient.user_id == User.id)
+        .where(Patient.id.in_(sorted(patient_ids)))
+    )
+    if doctor_id is not None:
+        query = query.where(
+            exists().where(
+                Appointment.doctor_id == doctor_id,
+                Appointment.patient_id == Patient.id,
+                Appointment.status != Status.CANCELLED,
+            )
+        )
+    return {row.id: row.name for row in await session.execute(query)}

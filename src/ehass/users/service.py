@@ -344,3 +344,17 @@ async def list_users(
     items = rows[:limit]
     next_cursor = encode_cursor([items[-1].id]) if len(rows) > limit else None
     return Page(items, next_cursor)
+
+
+async def patient_names(
+    session: AsyncSession, principal: Principal, *, patient_ids: set[int]
+) -> dict[int, str]:
+    """Names for a schedule: an administrator's of anyone, a doctor's of their own patients
+    (a cancelled booking gives no standing, as for reading the record)."""
+    if not patient_ids:
+        return {}
+    if principal.is_admin:
+        return await repository.patient_names(session, patient_ids)
+    if principal.role is Role.DOCTOR and principal.doctor_id is not None:
+        return await repository.patient_names(session, patient_ids, doctor_id=principal.doctor_id)
+    raise PermissionDeniedError("Only doctors and administrators see patients' names.")

@@ -1,0 +1,82 @@
+"""Live slot changes: the ORM hook, the bus, and the event stream of real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from ehass.web.events import SlotChange, SlotEvents
+
+WEDNESDAY_10 = "2026-12-02T10:00:00Z"
+
+
+async def test_booking_moving_and_cancelling_are_published_after_commit(app, factories, api):
+    doctor = await factories.doctor()
+    patient = await factories.patient()
+    token = await factories.token(patient)
+    bus: SlotEvents = app.state.slot_events
+    bus.publisher = None  # this process's subscribers only, even when Redis is configured
+    async with bus.subscribe(doctor.doctor.id) as queue:
+        booked = await api(
+            "POST",
+            "/appointments",
+            token=token,
+            json={"doctor_id": doctor.doctor.id, "scheduled_at": WEDNESDAY_10},
+        )
+        assert booked.status_code == 201, booked.text
+        change = await asyncio.wait_for(queue.get(), 5)
+        assert change == SlotChange(doctor.doctor.id, taken=(WEDNESDAY_10,))
+
+        appointment_id = booked.json()["id"]
+        moved = await api(
+            "PUT",
+            f"/appointments/{appointment_id}",
+            token=token,
+            json={"scheduled_at": "2026-12-02T10:30:00Z"},
+        )
+        assert moved.status_code == 200, moved.text
+        change = await asyncio.wait_for(queue.get(), 5)
+        assert change.freed == (WEDNESDAY_10,) and change.taken == ("2026-12-02T10:30:00Z",)
+
+        cancelled = await api("DELETE", f"/appointments/{appointment_id}", token=token)
+        assert cancelled.status_code == 200
+        change = await asyncio.wait_for(queue.get(), 5)
+        assert change.freed == ("2026-12-02T10:30:00Z",) and change.taken == ()
+
+
+async def test_a_refused_booking_publishes_nothing(app, factories, api):
+    doctor = await factories.doctor()
+    other = await factories.patient()
+    await factories.appointment(
+        patient=other, doctor=doctor, at=datetime(2026, 12, 2, 10, tzinfo=UTC)
+    )
+    token = await factories.token(await factories.patient())
+    bus: SlotEvents = app.state.slot_events
+    bus.publisher = None
+    async with bus.subscribe(doctor.doctor.id) as queue:
+        refused = await api(
+            "POST",
+            "/appointments",
+            token=token,
+            json={"doctor_id": doctor.doctor.id, "scheduled_at": WEDNESDAY_10},
+        )
+        assert refused.status_code == 409
+        await asyncio.sleep(0.1)
+        assert queue.empty()
+
+
+async def test_subscribers_hear_only_their_doctor():
+    bus = SlotEvents()
+    async with bus.subscribe(1) as one, bus.subscribe(2) as two:
+        await bus.publish(SlotChange(1, taken=(WEDNESDAY_10,)))
+        assert (await asyncio.wait_for(one.get(), 1)).taken == (WEDNESDAY_10,)
+        assert two.empty()
+    assert bus._subscribers == {}
+
+
+async def test_the_event_stream_needs_a_signed_in_browser(client, factories):
+    doctor = await factories.doctor()
+    response = await client.get(
+        f"/doctors/{doctor.doctor.id}/live", headers={"Accept": "text/event-stream"}
+    )
+    assert response.status_code == 401
