@@ -148,3 +148,48 @@ async def test_someone_elses_appointment_is_not_found(client, factories):
     response = await get(client, f"/appointments/{theirs.id}/cancel")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_a_held_time_from_a_waitlist_offer_link_is_offered_and_booked(api, client, factories):
+    doctor = await factories.doctor()
+    patient = await _signed_in_patient(client, factories)
+    hold = await api(
+        "POST",
+        "/holds",
+        token=await factories.token(patient),
+        json={"doctor_id": doctor.doctor.id, "scheduled_at": WEDNESDAY_10},
+    )
+    assert hold.status_code == 201
+    page_path = f"/doctors/{doctor.doctor.id}?hold_id={hold.json()['id']}"
+
+    page = await get(client, page_path)
+
+    assert "Held for you until" in page.text
+    assert f'id="slot-held" value="{WEDNESDAY_10}" checked' in page.text
+    # The held time is not among the free times anyone sees.
+    assert f'id="slot-{WEDNESDAY_10}"' not in page.text
+    booked = await post_form(
+        client,
+        "/appointments",
+        {"doctor_id": str(doctor.doctor.id), "scheduled_at": WEDNESDAY_10, "reason": ""},
+        from_page=page_path,
+    )
+    assert booked.status_code == 303, booked.text
+    after = await api("GET", f"/holds/{hold.json()['id']}", token=await factories.token(patient))
+    assert after.json()["status"] == "booked"
+
+
+async def test_someone_elses_hold_link_is_not_found(api, client, factories):
+    doctor = await factories.doctor()
+    holder = await factories.patient()
+    hold = await api(
+        "POST",
+        "/holds",
+        token=await factories.token(holder),
+        json={"doctor_id": doctor.doctor.id, "scheduled_at": WEDNESDAY_10},
+    )
+    await _signed_in_patient(client, factories)
+
+    page = await get(client, f"/doctors/{doctor.doctor.id}?hold_id={hold.json()['id']}")
+
+    assert page.status_code == 404

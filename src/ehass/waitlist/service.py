@@ -187,9 +187,8 @@ async def _offer(
             "scheduled_at": hold.scheduled_at.isoformat(),
             "hold_id": hold.id,
             "hold_expires_at": hold.expires_at.isoformat(),
-            "link": (
-                f"{rt.settings.public_url.rstrip('/')}/book?doctor_id={doctor.id}&hold_id={hold.id}"
-            ),
+            # The doctor's booking page, which offers the held time to its holder.
+            "link": f"{rt.settings.public_url.rstrip('/')}/doctors/{doctor.id}?hold_id={hold.id}",
         },
     )
     log.info("waitlist.offered", entry_id=entry.id, hold_id=hold.id)

@@ -20,6 +20,8 @@ from ehass.core.principal import Principal
 from ehass.deps import RuntimeDep, SessionDep
 from ehass.doctors import service as doctor_service
 from ehass.errors import NotFoundError
+from ehass.holds import service as hold_service
+from ehass.holds.models import HoldStatus, SlotHold
 from ehass.runtime import Runtime
 from ehass.web.deps import CsrfChecked, PatientPrincipal
 from ehass.web.forms import Problems, attempt, parse, values_of
@@ -98,6 +100,7 @@ async def _week_page(
     values: dict[str, str],
     problems: Problems,
     moving: Appointment | None = None,
+    held: SlotHold | None = None,
     status_code: int = 200,
 ) -> Response:
     zone_name = viewer_zone(request)
@@ -133,6 +136,7 @@ async def _week_page(
         values=values,
         problems=problems,
         moving=moving,
+        held=held,
     )
 
 
@@ -148,19 +152,35 @@ async def doctor_week(
     session: SessionDep,
     rt: RuntimeDep,
     reschedule: Annotated[int | None, Query()] = None,
+    hold_id: Annotated[int | None, Query()] = None,
 ) -> Response:
     moving = None
     if reschedule is not None:
         moving = await appointment_service.get(session, rt, principal, appointment_id=reschedule)
+    held = None
+    if hold_id is not None:
+        # The link of a waitlist offer: the held time is not among the free ones, since
+        # nobody else may take it; it is offered to its holder above the week.
+        hold = await hold_service.get(session, principal, hold_id=hold_id)
+        if (
+            hold.doctor_id == doctor_id
+            and hold.status == HoldStatus.ACTIVE
+            and hold.expires_at > rt.clock.now()
+        ):
+            held = hold
     return await _week_page(
         request,
         principal,
         session,
         rt,
         doctor_id=doctor_id,
-        values={"scheduled_at": "", "reason": ""},
+        values={
+            "scheduled_at": held.scheduled_at.strftime("%Y-%m-%dT%H:%M:%SZ") if held else "",
+            "reason": "",
+        },
         problems=Problems(),
         moving=moving,
+        held=held,
     )
 
 
