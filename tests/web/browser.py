@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ehass.config import Settings
 from ehass.core.clock import SystemClock
 from tests.factories import PASSWORD, Factories
-from tests.servers import Server, database_of_its_own, running_servers, server_env, wait_ready
+from tests.mail import Inbox
+from tests.servers import (
+    Server,
+    database_of_its_own,
+    free_port,
+    running_servers,
+    server_env,
+    wait_ready,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -55,6 +64,8 @@ def require_axe() -> str:
 class Site:
     servers: list[Server]
     sessionmaker: async_sessionmaker[AsyncSession]
+    # What the servers' workers mailed (password reset links, confirmations...).
+    inbox: Inbox
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def url(self, path: str, *, server: int = 0) -> str:
@@ -78,10 +89,17 @@ async def site(
 ) -> AsyncIterator[Site]:
     require_chromium()
     tmp_dir = tmp_path_factory.mktemp("web")
+    inbox = Inbox()
+    mail_server = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    mail_server.start()
     async with database_of_its_own(settings, tmp_dir, "web") as (url, engine):
         env = server_env(
             {
                 "EHASS_DATABASE_URL": url,
+                # Each server delivers mail itself, to the test's SMTP server, at once.
+                "EHASS_SMTP_URL": f"smtp://127.0.0.1:{mail_server.port}",
+                "EHASS_EMBEDDED_WORKER": "true",
+                "EHASS_WORKER_POLL_SECONDS": "0.2",
                 "EHASS_SECRET_KEY": SECRET_KEY,
                 "EHASS_RATE_LIMIT_ENABLED": "false",
                 "EHASS_REDIS_KEY_PREFIX": f"ehass-web-{uuid.uuid4().hex[:8]}",
@@ -93,7 +111,8 @@ async def site(
         # Two processes when Redis can carry live changes between them; one otherwise.
         with running_servers(2 if redis_url else 1, env=env, log_dir=tmp_dir) as servers:
             await asyncio.gather(*(wait_ready(server) for server in servers))
-            yield Site(servers, async_sessionmaker(engine, expire_on_commit=False))
+            yield Site(servers, async_sessionmaker(engine, expire_on_commit=False), inbox)
+    mail_server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -228,7 +228,7 @@ async def test_no_serious_accessibility_violations_on_the_main_pages(site: Site,
         lambda f: f.appointment(patient=patient, doctor=doctor, at=soon, reason="Check-up")
     )
     pages = {
-        None: ["/", "/signin", "/signup"],
+        None: ["/", "/signin", "/signup", "/forgot-password", "/reset-password?token=x"],
         patient: [
             "/doctors",
             f"/doctors/{doctor.doctor.id}",
@@ -261,3 +261,41 @@ async def test_no_serious_accessibility_violations_on_the_main_pages(site: Site,
                 failures[path] = serious
             await screenshot(page, SHOT_NAMES.get(path.split("?")[0], "") or _shot_name(path))
     assert not failures, json.dumps(failures, indent=2)
+
+
+async def test_a_patient_who_forgot_their_password_resets_it_from_the_email(
+    site: Site, new_context
+):
+    expect = _expect()
+    tag = _tag()
+    patient = await site.seed(lambda f: f.patient(email=f"forgot-{tag}@example.org"))
+    page = await (await new_context()).new_page()
+
+    await page.goto(site.url("/signin"))
+    await page.get_by_role("link", name="Forgot your password?").click()
+    await page.get_by_label("Email address").fill(patient.email)
+    await page.get_by_role("button", name="Send me a link").click()
+    await expect(page.get_by_text("If an account uses that address")).to_be_visible()
+
+    link = await _link_mailed_to(site, patient.email, "reset-password")
+    await page.goto(link.replace("http://127.0.0.1:8000", site.url("")))
+    await page.get_by_label("New password").fill("a brand new passphrase for 2027")
+    await page.get_by_role("button", name="Set my password").click()
+    await expect(page.get_by_text("Your new password is set")).to_be_visible()
+    await page.get_by_label("Email address").fill(patient.email)
+    await page.get_by_label("Password").fill("a brand new passphrase for 2027")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
+
+
+async def _link_mailed_to(site: Site, address: str, page: str) -> str:
+    import asyncio
+    import re
+
+    for _ in range(150):  # the servers' workers poll every 0.2 s
+        for message in site.inbox.to(address):
+            text = message.get_body(preferencelist=("plain",)).get_content()
+            if found := re.search(rf"http://\S+/{page}\?token=[A-Za-z0-9_-]+", text):
+                return found.group(0)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no /{page} link mailed to {address}\n{site.logs()}")

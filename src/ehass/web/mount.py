@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ehass.errors import DomainError
-from ehass.web import account, admin, doctor, live, patient, profile
+from ehass.web import account, admin, doctor, live, patient, profile, recovery
 from ehass.web.events import SlotEvents, SlotEventsMiddleware, listen_to_the_orm
 from ehass.web.pages import HERE, redirect, render
 from ehass.web.security import clear_session_cookie
@@ -54,7 +54,7 @@ def _html_errors(original: Handler) -> Handler:
 
 
 def install_web(app: FastAPI) -> None:
-    routers = (account, patient, doctor, admin, profile, live)
+    routers = (account, recovery, patient, doctor, admin, profile, live)
     for module in routers:
         app.include_router(module.router)
     shared = app.state.runtime.shared
