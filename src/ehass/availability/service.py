@@ -112,8 +112,11 @@ async def _describe(
     weekly: list[WeeklyWindow],
     slots: list[Slot],
     now: datetime,
+    overrides: list[AvailabilityOverride] | None = None,
 ) -> dict[str, object]:
-    overrides = await repository.overrides_between(session, doctor.id, _local_date(doctor, now))
+    """The body of an Availability; `overrides` from today on, read here when not given."""
+    if overrides is None:
+        overrides = await repository.overrides_between(session, doctor.id, _local_date(doctor, now))
     return {
         "doctor_id": doctor.id,
         "timezone": doctor.timezone,
@@ -144,9 +147,16 @@ async def read(
     now = rt.clock.now()
     start, end = _range(start, end, now)
     doctor = await _doctor(session, doctor_id)
-    schedule, weekly = await _load_schedule(session, doctor, start, end)
+    # One read of the overrides serves both the slots of the range and the definition shown
+    # (every override from today on).
+    weekly = await repository.weekly_windows(session, doctor.id)
+    today = _local_date(doctor, now)
+    first = min(_local_date(doctor, start) - timedelta(days=1), today)
+    overrides = await repository.overrides_between(session, doctor.id, first)
+    schedule = _schedule(doctor, weekly, overrides)
     slots = await _free(session, doctor, schedule, start=start, end=end, now=now)
-    return AvailabilityRead(**await _describe(session, doctor, weekly, slots, now))
+    upcoming = [o for o in overrides if o.on_date >= today]
+    return AvailabilityRead(**await _describe(session, doctor, weekly, slots, now, upcoming))
 
 
 async def _free(
