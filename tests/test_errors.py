@@ -85,3 +85,33 @@ async def test_an_unreachable_database_is_a_503_problem_not_a_500(unreachable_da
     body = assert_problem(response, 503)
     assert body["type"] == "/problems/database-unavailable"
     assert response.headers["retry-after"] == "1"
+
+
+async def test_a_commit_whose_answer_is_lost_is_an_outcome_unknown_503(api, factories):
+    """The COMMIT went out but no answer came back (the server went away): the client is
+    told the change may or may not have been made, never that nothing changed."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    doctor = await factories.doctor()
+    token = await factories.token(await factories.patient())
+
+    def connection_lost(session):
+        raise OperationalError("COMMIT", {}, ConnectionResetError("server went away"))
+
+    event.listen(Session, "before_commit", connection_lost)
+    try:
+        response = await api(
+            "POST",
+            "/appointments",
+            token=token,
+            json={"doctor_id": doctor.doctor.id, "scheduled_at": "2026-12-03T10:00:00Z"},
+        )
+    finally:
+        event.remove(Session, "before_commit", connection_lost)
+
+    body = assert_problem(response, 503)
+    assert body["type"] == "/problems/commit-outcome-unknown"
+    assert response.headers["retry-after"] == "1"
+    assert "may or may not" in body["detail"]

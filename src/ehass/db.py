@@ -117,7 +117,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await audit.seal(session)
-            await session.commit()
         except DomainError as exc:
             if exc.keep_changes:
                 await audit.seal(session)
@@ -142,6 +141,34 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             audit.discard(session)
             await session.rollback()
             raise
+        await _commit(session)
+
+
+async def _commit(session: AsyncSession) -> None:
+    try:
+        await session.commit()
+    except (OperationalError, InterfaceError) as exc:
+        # The COMMIT was sent, but its answer never came: the server may have committed just
+        # before it went away. Saying "nothing was changed" could be false, so say so.
+        with suppress(Exception):
+            await session.rollback()
+        log.warning("database.commit_outcome_unknown", error=type(exc.orig or exc).__name__)
+        raise CommitOutcomeUnknownError(
+            "The database went away while saving: the change may or may not have been made. "
+            "Repeat the request with the same Idempotency-Key, or check before trying again."
+        ) from exc
+    except BaseException:
+        with suppress(Exception):
+            await session.rollback()
+        raise
+
+
+class CommitOutcomeUnknownError(ServiceUnavailableError):
+    slug = "commit-outcome-unknown"
+    title = "Outcome unknown"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):
