@@ -18,6 +18,10 @@ run: install
 	$(UV) run --frozen ehass serve --host $(HOST) --port $(PORT)
 
 test: install
+	@# axe-core for the web pages' accessibility scan, when Chromium is here to run it.
+	@if [ -x /usr/bin/chromium ] && [ ! -f tests/web/node_modules/axe-core/axe.min.js ] \
+	  && command -v npm >/dev/null 2>&1; then \
+	  cd tests/web && npm ci --no-audit --no-fund --loglevel=error; fi
 	$(UV) run --frozen ruff check src tests
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
