@@ -14,13 +14,14 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass.admin.service import require_admin
 from ehass.appointments.models import Appointment
 from ehass.audit import service as audit
 from ehass.core import context
 from ehass.core.pagination import Page, after_id, encode_cursor, possible_id
 from ehass.core.principal import Principal
 from ehass.doctors.models import Doctor
-from ehass.errors import NotFoundError, PermissionDeniedError
+from ehass.errors import NotFoundError
 from ehass.notifications import repository
 from ehass.notifications.models import DeliveryStatus, Notification, NotificationKind
 from ehass.runtime import Runtime
@@ -187,11 +188,6 @@ async def forget_recipient(session: AsyncSession, *, user_id: int) -> None:
 # --- administrators -------------------------------------------------------------------
 
 
-def _require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise PermissionDeniedError("Administrators only.")
-
-
 async def list_notifications(
     session: AsyncSession,
     principal: Principal,
@@ -202,7 +198,7 @@ async def list_notifications(
     limit: int,
     cursor: str | None,
 ) -> Page[Notification]:
-    _require_admin(principal)
+    require_admin(principal)
     rows = await repository.list_notifications(
         session,
         status=status,
@@ -221,7 +217,7 @@ async def resend(
 ) -> Notification:
     """Queues a message again, now, with its Message-ID unchanged (a dead letter after the
     mail server is fixed, or a message a patient says never arrived)."""
-    _require_admin(principal)
+    require_admin(principal)
     notification = (
         await repository.get(session, notification_id) if possible_id(notification_id) else None
     )
