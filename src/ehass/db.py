@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from ehass.audit import service as audit
+from ehass.availability import versions  # noqa: F401 - every session raises schedule versions
 from ehass.config import Settings
 from ehass.errors import DomainError, ServiceUnavailableError
 

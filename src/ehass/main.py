@@ -13,7 +13,6 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -87,7 +86,6 @@ def create_app(
         version=version("ehass"),
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
-        default_response_class=JsonResponse,
     )
     app.state.settings = settings
     app.state.database = database
@@ -136,12 +134,6 @@ def create_app(
     install_tracing(app, database.engine, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-class JsonResponse(JSONResponse):
-    """JSON as the contract names it: `application/json; charset=utf-8`."""
-
-    media_type = "application/json; charset=utf-8"
 
 
 async def wait_for_database(database: Database, *, within_seconds: float) -> None:

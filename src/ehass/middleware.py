@@ -127,6 +127,8 @@ _COMMON_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
 ]
+_JSON = (b"content-type", b"application/json")
+_JSON_UTF8 = (b"content-type", b"application/json; charset=utf-8")
 _HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
@@ -150,7 +152,9 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                # FastAPI's fastest path (models serialised straight to JSON bytes) names
+                # no charset; the contract's JSON does.
+                headers = [_JSON_UTF8 if h == _JSON else h for h in message.get("headers", [])]
                 added = extra
                 # The web pages set a policy of their own (scripts and styles from 'self');
                 # the API and everything else never do, and get the one above.

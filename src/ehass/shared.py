@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -30,6 +32,7 @@ class SharedState:
         self.redis: Redis | None = None
         self._local_limiter = MovingWindowRateLimiter(MemoryStorage())
         self._shared_limiter: MovingWindowRateLimiter | None = None
+        self._local_hashes = LocalHashes()
         if settings.redis_url:
             self.redis = Redis.from_url(
                 settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
@@ -91,6 +94,35 @@ class SharedState:
             return None
         return None if value is None else value == b"1"
 
+    # --- caches: a hash of fields per key, each key expiring as a whole --------------------
+    # A cache read that fails is a miss, and a write that fails is skipped: the database
+    # stays the record, and callers key their entries so a stale one is never looked up.
+
+    async def cache_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        key = f"{self.prefix}:cache:{key}"
+        if self.redis is None:
+            return self._local_hashes.get(key, fields)
+        try:
+            return await self.redis.hmget(key, fields)
+        except (RedisError, OSError):
+            metrics.count_redis_error()
+            log.warning("redis.cache_read_failed")
+            return [None] * len(fields)
+
+    async def cache_put(self, key: str, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
+        key = f"{self.prefix}:cache:{key}"
+        if self.redis is None:
+            self._local_hashes.put(key, values, ttl_seconds=ttl_seconds)
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, mapping=dict(values))
+                pipe.expire(key, ttl_seconds, nx=True)  # from the first write, like LocalHashes
+                await pipe.execute()
+        except (RedisError, OSError):
+            metrics.count_redis_error()
+            log.warning("redis.cache_write_failed")
+
     # --- counters (failed logins, request rates) ----------------------------------------
     # Redis counters are shared by every instance; when Redis does not answer, each process
     # keeps counting in memory rather than letting requests through unlimited.
@@ -119,3 +151,30 @@ class SharedState:
     async def _retry_after(self, item: RateLimitItem, *keys: str) -> float:
         stats = await self._with_fallback("get_window_stats", item, *keys)
         return max(1.0, stats.reset_time - time.time())  # type: ignore[attr-defined]
+
+
+class LocalHashes:
+    """The in-process stand-in for the Redis cache hashes: least recently used keys go
+    first beyond `max_keys`, and a key expires `ttl_seconds` after it was first written."""
+
+    def __init__(self, max_keys: int = 4096) -> None:
+        self.max_keys = max_keys
+        self._entries: OrderedDict[str, tuple[float, dict[str, bytes]]] = OrderedDict()
+
+    def get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            self._entries.pop(key, None)
+            return [None] * len(fields)
+        self._entries.move_to_end(key)
+        return [entry[1].get(name) for name in fields]
+
+    def put(self, key: str, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            entry = (time.monotonic() + ttl_seconds, {})
+            self._entries[key] = entry
+        entry[1].update(values)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)

@@ -404,3 +404,37 @@ async def test_holds_and_bookings_racing_for_one_slot_leave_exactly_one_winner(
     assert {r.status_code for r in responses if r.status_code != 201} == {409}
     assert refusals <= {"/problems/slot-unavailable", "/problems/slot-held"}
     await _assert_audit_chain_intact(cluster)
+
+
+async def test_no_server_offers_a_booked_slot_from_its_cache(cluster: Cluster) -> None:
+    """Both servers cache the day's slots (each in its own memory on SQLite, in Redis on
+    MariaDB); then bookings of different slots race with reads of the day through both.
+    Afterwards each server offers exactly the slots nobody booked."""
+    (doctor,) = await cluster.add_doctors(1)
+    assert doctor.doctor is not None
+    day = cluster.days[0]
+    window = f"from={_iso(_at(day, 0))}&to={_iso(_at(day + timedelta(days=1), 0))}"
+    token = cluster.tokens[cluster.patients[0].id]
+    read = Call("GET", f"/doctors/{doctor.doctor.id}/availability?{window}", token)
+    every = [_iso(_at(day, 9) + timedelta(minutes=30 * i)) for i in range(16)]
+
+    async def offered_by_each() -> list[list[str]]:
+        answers = await _burst(cluster, [read, read])  # one read per server
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+        return [[slot["start"] for slot in r.json()["slots"]] for r in answers]
+
+    assert await offered_by_each() == [every, every]  # now cached by both
+    bookings = [
+        _book(cluster, patient, doctor, _at(day, 9) + timedelta(minutes=30 * i))
+        for i, patient in enumerate(cluster.patients[:8])
+    ]
+    answers = await _burst(cluster, [call for booking in bookings for call in (booking, read)])
+    booked = {
+        r.json()["scheduled_at"]
+        for r in answers
+        if r.request.method == "POST" and r.status_code == 201
+    }
+    assert len(booked) == len(bookings), [r.text for r in answers if r.status_code != 200]
+    free = [start for start in every if start not in booked]
+    assert await offered_by_each() == [free, free], cluster.logs()
+    assert await offered_by_each() == [free, free]  # and again, from the refreshed caches

@@ -13,11 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ehass.availability import slots as slot_rules
 from ehass.availability.slots import (
     Schedule,
     Slot,
     Window,
     free_slots,
+    offered_starts,
+    open_slots,
     slot_at,
     slots_between,
     windows_problems,
@@ -769,6 +772,46 @@ def test_property_free_slots(
         past = s.start < now
         clash = any(b0 < s.end and s.start < b1 for b0, b1 in busy)
         assert (s in free) == (not past and not clash)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cases(),
+    st.floats(0, 1),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(1, 600), st.booleans()), max_size=6),
+)
+def test_property_cached_days_give_the_free_slots(
+    case: tuple[Schedule, datetime, datetime],
+    now_at: float,
+    busy_spec: list[tuple[float, int, bool]],
+) -> None:
+    """What the slot cache keeps (each local day's slots minus appointments, whenever it
+    was computed) and filters at reading (range, now, holds) is exactly `free_slots`."""
+    sched, start, end = case
+    span = end - start
+    now = start + span * now_at
+    intervals = [
+        (start + span * f, start + span * f + timedelta(minutes=m), is_hold)
+        for f, m, is_hold in busy_spec
+    ]
+    appointments = [(b0, b1) for b0, b1, is_hold in intervals if not is_hold]
+    holds = [(b0, b1) for b0, b1, is_hold in intervals if is_hold]
+    days = slot_rules.local_days(sched.timezone, start=start, end=end)
+    kept = [
+        int(slot.start.timestamp())
+        for day in days
+        for slot in open_slots(sched, day, busy=appointments)
+    ]
+    answer = offered_starts(
+        kept,
+        length=sched.slot_minutes * 60,
+        start=start.timestamp(),
+        end=end.timestamp(),
+        now=now.timestamp(),
+        busy=[(b0.timestamp(), b1.timestamp()) for b0, b1 in holds],
+    )
+    free = free_slots(sched, start=start, end=end, now=now, busy=appointments + holds)
+    assert answer == [int(slot.start.timestamp()) for slot in free]
 
 
 @settings(max_examples=200, deadline=None)

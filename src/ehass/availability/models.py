@@ -3,7 +3,16 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, SmallInteger, Time, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    Time,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ehass.core.base import Base, IntIdMixin
@@ -30,3 +39,16 @@ class AvailabilityOverride(IntIdMixin, Base):
     on_date: Mapped[date] = mapped_column(Date)
     # [{"start": "HH:MM", "end": "HH:MM"}, ...]: read whole, never queried inside.
     windows: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class ScheduleVersion(Base):
+    """Raised by every commit that changes a doctor's free time (availability/versions.py).
+
+    No foreign key: the row is bookkeeping for caches, and is written last in a transaction,
+    after everything it counts. A doctor without a row is never served from a cache.
+    """
+
+    __tablename__ = "schedule_versions"
+
+    doctor_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -6,7 +6,26 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, Status
-from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.availability.models import AvailabilityOverride, ScheduleVersion, WeeklyWindow
+from ehass.core.pagination import possible_id
+from ehass.doctors.models import Doctor
+from ehass.users.models import User
+
+
+async def active_doctor_version(
+    session: AsyncSession, doctor_id: int
+) -> tuple[Doctor, int | None] | None:
+    """The doctor when active, with its schedule version (None when it has no row yet)."""
+    if not possible_id(doctor_id):
+        return None
+    query = (
+        select(Doctor, ScheduleVersion.version)
+        .join(User, Doctor.user_id == User.id)
+        .outerjoin(ScheduleVersion, ScheduleVersion.doctor_id == Doctor.id)
+        .where(Doctor.id == doctor_id, User.is_active.is_(True))
+    )
+    row = (await session.execute(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def weekly_windows(session: AsyncSession, doctor_id: int) -> list[WeeklyWindow]:
@@ -36,9 +55,14 @@ async def replace(
     weekly: list[WeeklyWindow],
     overrides: list[AvailabilityOverride],
 ) -> None:
-    await session.execute(delete(WeeklyWindow).where(WeeklyWindow.doctor_id == doctor_id))
+    own = {"schedule_of": doctor_id}  # availability/versions.py
     await session.execute(
-        delete(AvailabilityOverride).where(AvailabilityOverride.doctor_id == doctor_id)
+        delete(WeeklyWindow).where(WeeklyWindow.doctor_id == doctor_id).execution_options(**own)
+    )
+    await session.execute(
+        delete(AvailabilityOverride)
+        .where(AvailabilityOverride.doctor_id == doctor_id)
+        .execution_options(**own)
     )
     session.add_all([*weekly, *overrides])
     await session.flush()

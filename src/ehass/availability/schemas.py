@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, PlainSerializer, model_validator
 
 from ehass.availability.slots import Window, windows_problems
-from ehass.core.schemas import IsoDate, RequestModel, ResponseModel, UtcDateTime, WallClock
+from ehass.core.schemas import IsoDate, RequestModel, ResponseModel, WallClock
 from ehass.users.schemas import TimeZoneName
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -113,9 +113,15 @@ class OverrideRead(ResponseModel):
     windows: list[WindowRead]
 
 
+# Slots are always UTC instants on whole minutes, so pydantic's own serialiser already
+# writes them in the contract's form (`2026-12-01T14:30:00Z`), without the call per value
+# that UtcDateTime makes to normalise arbitrary datetimes: a week holds hundreds of them.
+SlotInstant = Annotated[datetime, Field(examples=["2026-12-01T14:30:00Z"])]
+
+
 class SlotRead(ResponseModel):
-    start: UtcDateTime
-    end: UtcDateTime
+    start: SlotInstant
+    end: SlotInstant
 
 
 class AvailabilityRead(ResponseModel):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment
 from ehass.audit import service as audit
-from ehass.availability import repository
+from ehass.availability import cache, repository
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
 from ehass.availability.schemas import (
     DAYS,
@@ -21,7 +21,16 @@ from ehass.availability.schemas import (
     WeeklyWindowRead,
     WindowRead,
 )
-from ehass.availability.slots import Schedule, Slot, Window, free_slots, slot_at
+from ehass.availability.slots import (
+    Schedule,
+    Slot,
+    Window,
+    free_slots,
+    local_days,
+    offered_starts,
+    open_slots,
+    slot_at,
+)
 from ehass.core.principal import Principal
 from ehass.doctors.models import Doctor
 from ehass.doctors.repository import get_active_doctor
@@ -144,19 +153,105 @@ async def read(
     start: datetime | None,
     end: datetime | None,
 ) -> AvailabilityRead:
+    """The doctor's hours and free slots in [start, end), from the slot cache where it has
+    them (cache.py); what it lacks is read here and stored for the next reader."""
     now = rt.clock.now()
     start, end = _range(start, end, now)
-    doctor = await _doctor(session, doctor_id)
-    # One read of the overrides serves both the slots of the range and the definition shown
-    # (every override from today on).
-    weekly = await repository.weekly_windows(session, doctor.id)
-    today = _local_date(doctor, now)
-    first = min(_local_date(doctor, start) - timedelta(days=1), today)
-    overrides = await repository.overrides_between(session, doctor.id, first)
-    schedule = _schedule(doctor, weekly, overrides)
-    slots = await _free(session, doctor, schedule, start=start, end=end, now=now)
-    upcoming = [o for o in overrides if o.on_date >= today]
-    return AvailabilityRead(**await _describe(session, doctor, weekly, slots, now, upcoming))
+    found = await repository.active_doctor_version(session, doctor_id)
+    if found is None:
+        raise DoctorNotFoundError(f"No active doctor {doctor_id}.")
+    doctor, version = found
+    days = local_days(ZoneInfo(doctor.timezone), start=start, end=end)
+    ttl = rt.settings.slot_cache_seconds
+    if version is None or ttl == 0:
+        version, cached = None, cache.Cached()
+    else:
+        cached = await cache.load(rt.shared, doctor_id=doctor.id, version=version, days=days)
+    fresh = await _complete(session, doctor, cached, days=days, now=now)
+    if version is not None:
+        await cache.store(
+            rt.shared, doctor_id=doctor.id, version=version, ttl_seconds=ttl, fresh=fresh
+        )
+    hours = cached.hours or fresh.hours or {}
+    holds = fresh.holds if cached.holds is None else cached.holds
+    by_day = {**cached.days, **fresh.days}
+    length = doctor.slot_minutes * 60
+    now_ts = now.timestamp()
+    starts = offered_starts(
+        (t for day in days for t in by_day[day]),
+        length=length,
+        start=start.timestamp(),
+        end=end.timestamp(),
+        now=now_ts,
+        busy=[(h_start, h_end) for h_start, h_end, expires in holds or () if expires > now_ts],
+    )
+    today = _local_date(doctor, now).isoformat()
+    # Validated once, as a whole; pydantic reads the Unix seconds as UTC instants.
+    return AvailabilityRead.model_validate(
+        {
+            "doctor_id": doctor.id,
+            "timezone": doctor.timezone,
+            "slot_minutes": doctor.slot_minutes,
+            "weekly": hours["weekly"],
+            "overrides": [o for o in hours["overrides"] if o["date"] >= today],
+            "slots": [{"start": t, "end": t + length} for t in starts],
+        }
+    )
+
+
+async def _complete(
+    session: AsyncSession, doctor: Doctor, cached: cache.Cached, *, days: list[date], now: datetime
+) -> cache.Cached:
+    """What `cached` lacks, read from the database."""
+    fresh = cache.Cached()
+    missing = [day for day in days if day not in cached.days]
+    if cached.hours is None or missing:
+        weekly = await repository.weekly_windows(session, doctor.id)
+        yesterday = _local_date(doctor, now) - timedelta(days=1)
+        overrides = await repository.overrides_between(session, doctor.id, min(days[0], yesterday))
+        fresh.hours = _hours(weekly, [o for o in overrides if o.on_date >= yesterday])
+        if missing:
+            schedule = _schedule(doctor, weekly, overrides)
+            fresh.days = await _open_days(session, doctor, schedule, missing)
+    if cached.holds is None:
+        holds = await holds_repository.live_of_doctor(session, doctor_id=doctor.id, now=now)
+        fresh.holds = [(s.timestamp(), e.timestamp(), x.timestamp()) for s, e, x in holds]
+    return fresh
+
+
+def _hours(
+    weekly: list[WeeklyWindow], overrides: list[AvailabilityOverride]
+) -> dict[str, list[dict[str, object]]]:
+    """The working hours as the API answers them (JSON), to cache beside the slots."""
+    return {
+        "weekly": [
+            WeeklyWindowRead(day=DAYS[w.weekday], start=w.start_time, end=w.end_time).model_dump(
+                mode="json"
+            )
+            for w in weekly
+        ],
+        "overrides": [
+            OverrideRead(
+                date=o.on_date,
+                windows=[WindowRead(start=w.start, end=w.end) for w in _windows(o.windows)],
+            ).model_dump(mode="json")
+            for o in overrides
+        ],
+    }
+
+
+async def _open_days(
+    session: AsyncSession, doctor: Doctor, schedule: Schedule, days: list[date]
+) -> dict[date, list[int]]:
+    """Each day's slots that no appointment takes (holds and the time of asking aside)."""
+    tz = schedule.timezone
+    span_start = datetime.combine(days[0], time(), tz).astimezone(UTC) - MAX_SLOT
+    span_end = datetime.combine(days[-1] + timedelta(days=1), time(), tz).astimezone(UTC)
+    busy = await repository.busy_intervals(session, doctor.id, span_start, span_end + MAX_SLOT)
+    return {
+        day: [int(slot.start.timestamp()) for slot in open_slots(schedule, day, busy=busy)]
+        for day in days
+    }
 
 
 async def _free(

@@ -28,6 +28,9 @@ __all__ = [
     "Slot",
     "Window",
     "free_slots",
+    "local_days",
+    "offered_starts",
+    "open_slots",
     "slot_at",
     "slots_between",
     "windows_problems",
@@ -138,6 +141,21 @@ def _day_slots(schedule: Schedule, day: date) -> list[Slot]:
     return slots
 
 
+def local_days(tz: ZoneInfo, *, start: datetime, end: datetime) -> list[date]:
+    """The local dates whose slots can start in [start, end), oldest first.
+
+    One spare day each side: cheap insurance that no date whose slots could land in the
+    range is missed, whatever the offsets involved.
+    """
+    day = _as_utc("start", start).astimezone(tz).date() - _ONE_DAY
+    last_day = _as_utc("end", end).astimezone(tz).date() + _ONE_DAY
+    days = []
+    while day <= last_day:
+        days.append(day)
+        day += _ONE_DAY
+    return days
+
+
 def slots_between(schedule: Schedule, *, start: datetime, end: datetime) -> list[Slot]:
     """All slots of the schedule whose start lies in [start, end), sorted by start.
 
@@ -147,19 +165,51 @@ def slots_between(schedule: Schedule, *, start: datetime, end: datetime) -> list
     end_utc = _as_utc("end", end)
     if start_utc >= end_utc:
         return []
-    tz = schedule.timezone
-    # One spare day each side: cheap insurance that no date whose slots could
-    # land in the range is missed, whatever the offsets involved.
-    day = start_utc.astimezone(tz).date() - _ONE_DAY
-    last_day = end_utc.astimezone(tz).date() + _ONE_DAY
     result: list[Slot] = []
-    while day <= last_day:
+    for day in local_days(schedule.timezone, start=start_utc, end=end_utc):
         result.extend(s for s in _day_slots(schedule, day) if start_utc <= s.start < end_utc)
-        day += _ONE_DAY
     # Each instant belongs to exactly one local date, so days never share a slot;
     # the sort only guards ordering for exotic zones with huge backward jumps.
     result.sort(key=lambda s: s.start)
     return result
+
+
+def _overlaps(slot: Slot, blocked: Sequence[tuple[datetime, datetime]]) -> bool:
+    return any(b_start < slot.end and slot.start < b_end for b_start, b_end in blocked)
+
+
+def _utc_intervals(busy: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    return [(_as_utc("busy start", b_start), _as_utc("busy end", b_end)) for b_start, b_end in busy]
+
+
+def open_slots(
+    schedule: Schedule, day: date, *, busy: Iterable[tuple[datetime, datetime]]
+) -> list[Slot]:
+    """The slots of one local date that no ``busy`` interval overlaps, past ones included:
+    what a cache may keep per day, since it does not depend on the time of asking."""
+    blocked = _utc_intervals(busy)
+    return [slot for slot in _day_slots(schedule, day) if not _overlaps(slot, blocked)]
+
+
+def offered_starts(
+    starts: Iterable[int],
+    *,
+    length: int,
+    start: float,
+    end: float,
+    now: float,
+    busy: Iterable[tuple[float, float]] = (),
+) -> list[int]:
+    """Of slot starts in Unix seconds (each slot ``length`` seconds long), those in
+    [start, end) and not before ``now`` that no ``busy`` interval overlaps, sorted: what
+    :func:`free_slots` answers, worked out on numbers (the slot cache keeps them so)."""
+    earliest = max(start, now)
+    blocked = list(busy)
+    return sorted(
+        t
+        for t in starts
+        if earliest <= t < end and not any(b0 < t + length and t < b1 for b0, b1 in blocked)
+    )
 
 
 def free_slots(
@@ -179,14 +229,11 @@ def free_slots(
     must be aware; a naive one raises ValueError.
     """
     now_utc = _as_utc("now", now)
-    blocked = [
-        (_as_utc("busy start", b_start), _as_utc("busy end", b_end)) for b_start, b_end in busy
-    ]
+    blocked = _utc_intervals(busy)
     return [
         slot
         for slot in slots_between(schedule, start=start, end=end)
-        if slot.start >= now_utc
-        and not any(b_start < slot.end and slot.start < b_end for b_start, b_end in blocked)
+        if slot.start >= now_utc and not _overlaps(slot, blocked)
     ]
 
 

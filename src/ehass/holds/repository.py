@@ -41,7 +41,7 @@ async def expire_lapsed(session: AsyncSession, *, doctor_id: int, now: datetime)
         update(SlotHold)
         .where(SlotHold.id.in_(hold_ids))
         .values(status=HoldStatus.EXPIRED, updated_at=now)
-        .execution_options(synchronize_session="fetch")
+        .execution_options(synchronize_session="fetch", schedule_of=doctor_id)
     )
     if entry_ids := [row.waitlist_entry_id for row in rows if row.waitlist_entry_id]:
         await session.execute(
@@ -80,6 +80,18 @@ async def live_intervals(
         )
     )
     return [(row.scheduled_at, row.ends_at) for row in rows]
+
+
+async def live_of_doctor(
+    session: AsyncSession, *, doctor_id: int, now: datetime
+) -> list[tuple[datetime, datetime, datetime]]:
+    """(start, end, expires) of every hold of the doctor that is live at `now`."""
+    rows = await session.execute(
+        select(SlotHold.scheduled_at, SlotHold.ends_at, SlotHold.expires_at).where(
+            *_live(now), SlotHold.doctor_id == doctor_id
+        )
+    )
+    return [(row.scheduled_at, row.ends_at, row.expires_at) for row in rows]
 
 
 async def live_count_of(session: AsyncSession, *, patient_id: int, now: datetime) -> int:
