@@ -83,10 +83,15 @@ class Worker:
         self._last_waitlist = 0.0
         self._last_fill = float("-inf")
 
-    async def run_once(self) -> int:
-        """Delivers what is due now; returns how many messages it settled."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Delivers what is due now; returns how many messages it settled. Once `stop` is
+        set it finishes the message in hand and hands the rest of its claim back, so
+        another worker sends them at once rather than after the lease."""
         claimed = await self._claim()
-        for item in claimed:
+        for index, item in enumerate(claimed):
+            if stop is not None and stop.is_set():
+                await self._release(claimed[index:])
+                return index
             await self._deliver(item)
         return len(claimed)
 
@@ -119,7 +124,7 @@ class Worker:
             try:
                 await self._heartbeat()
                 await self._waitlist_pass()
-                settled = await self.run_once()
+                settled = await self.run_once(stop)
             except Exception as exc:  # the database is down: wait, then try again
                 log.warning("worker.paused", error=type(exc).__name__)
                 settled = 0
@@ -200,6 +205,15 @@ class Worker:
         metrics.count_delivery(item.kind, self.mailer.channel)
         bound.info("notification.delivered", channel=self.mailer.channel)
 
+    async def _release(self, items: list[messages.Outgoing]) -> None:
+        """Gives claimed messages back, unsent: the attempt this claim counted is undone."""
+        async with self.database.transaction() as session:
+            for item in items:
+                row = await repository.get(session, item.id)
+                if row is not None and row.status == DeliveryStatus.PENDING:
+                    row.lease_until, row.attempts = None, max(0, row.attempts - 1)
+        log.info("worker.released", worker_id=self.worker_id, count=len(items))
+
     async def _settle(self, item: messages.Outgoing, now: datetime) -> None:
         status = DeliveryStatus.LOGGED if self.mailer.channel == "log" else DeliveryStatus.SENT
         async with self.database.transaction() as session:
@@ -257,7 +271,8 @@ async def embedded(database: Database, rt: Runtime) -> AsyncIterator[Worker | No
 
 
 async def run_standalone(settings: Settings) -> int:
-    """`ehass worker`: delivers until SIGTERM or SIGINT, then finishes the message in hand."""
+    """`ehass worker`: delivers until SIGTERM or SIGINT, then finishes the message in hand
+    and hands the rest of its claim back."""
     from ehass.main import wait_for_database  # late: main imports this module
 
     database = Database.from_settings(settings)
