@@ -27,9 +27,9 @@ def test_the_image_runs_as_a_numeric_non_root_user():
 
 
 def test_the_image_builds_from_the_lock_without_downloading_a_python():
-    runs = " ".join(i.arguments for i in dockerfile() if i.keyword == "RUN")
+    runs = [i.arguments for i in dockerfile() if i.keyword == "RUN"]
     envs = " ".join(i.arguments for i in dockerfile() if i.keyword == "ENV")
-    syncs = re.findall(r"uv sync[^&;]*", runs)
+    syncs = [sync for run in runs for sync in re.findall(r"uv sync[^&;|]*", run)]
     assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs), syncs
     assert "UV_PYTHON_DOWNLOADS=never" in envs
 
