@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
+from pathlib import Path
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -12,9 +14,24 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1 is the minimum.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
-# Each hash holds 19 MiB while it runs: no more at once than there are cores, so a burst of
-# logins queues here instead of growing memory and threads without bound.
-_hashing = anyio.CapacityLimiter(os.cpu_count() or 1)
+
+def usable_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 quota (a
+    container's CPU limit, which `os.cpu_count()` does not see), at least 1."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = count or 1
+    try:
+        quota, period = cpu_max.read_text().split()
+        if quota != "max":
+            count = min(count, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit here
+    return max(1, count)
+
+
+# Each hash holds 19 MiB while it runs: no more at once than there are cores to run them,
+# so a burst of logins queues here instead of growing memory and threads without bound.
+_hashing = anyio.CapacityLimiter(usable_cpus())
 
 # Verified when the email is unknown, so unknown and known accounts take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-but-a-timing-equaliser")
