@@ -25,6 +25,18 @@ test: install
 	$(UV) run --frozen ruff check src tests
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
+# The scale-out test (tests/scale; `make test` leaves it out): nginx, configured from
+# deploy/nginx.conf, in front of three `ehass serve` processes on MariaDB and Redis, all on
+# 127.0.0.1. Each run creates and drops a database `ehass_scale_<random>` and uses Redis
+# db 5 under a key prefix of its own. It fails when nginx, MariaDB or Redis is missing.
+SCALE_DATABASE_URL ?= mysql+asyncmy://root@127.0.0.1:3306/ehass_scale
+SCALE_REDIS_URL ?= redis://127.0.0.1:6379/5
+
+.PHONY: test-scale
+test-scale: install
+	EHASS_TEST_DATABASE_URL="$(SCALE_DATABASE_URL)" EHASS_TEST_REDIS_URL="$(SCALE_REDIS_URL)" \
+	  $(UV) run --frozen pytest tests/scale $(PYTEST_ARGS)
+
 lint: install
 	$(UV) run --frozen ruff check src tests
 	$(UV) run --frozen ruff format --check src tests

@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -200,6 +201,25 @@ async def unreachable_database_client(tmp_path: Any) -> AsyncIterator[httpx.Asyn
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
     await app.state.database.dispose()
+
+
+SCALE_TESTS = Path(__file__).resolve().parent / "scale"
+
+
+def _names_scale_tests(config: pytest.Config) -> bool:
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if path == SCALE_TESTS or SCALE_TESTS in path.parents:
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/scale deploys nginx, MariaDB and Redis (`make test-scale`): it runs only when
+    named on the command line, never as part of the whole suite."""
+    if collection_path.resolve() == SCALE_TESTS and not _names_scale_tests(config):
+        return True
+    return None
 
 
 def pytest_report_header(config: pytest.Config) -> str:

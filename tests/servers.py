@@ -6,8 +6,10 @@ own connection pool and event loop) race for the same rows; these can.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -74,10 +76,13 @@ def server_env(settings: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _start(env: Mapping[str, str], log_dir: Path) -> Server:
-    port = free_port()
+def start_server(env: Mapping[str, str], log_dir: Path, *, port: int | None = None) -> Server:
+    """`ehass serve` on `port` (default: a free one), in a process group of its own, so
+    that it and anything it starts can be signalled together (see `stop_server`)."""
+    port = port or free_port()
     log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log:
+    # Appended to: a server restarted on the same port keeps its predecessor's log.
+    with log_path.open("ab") as log:
         # The child keeps its own copy of the file descriptor; a file (not a pipe) never
         # fills up and blocks the server when nobody reads it.
         process = subprocess.Popen(
@@ -87,18 +92,22 @@ def _start(env: Mapping[str, str], log_dir: Path) -> Server:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     return Server(process=process, port=port, log_path=log_path)
 
 
-def _stop(server: Server) -> None:
+def stop_server(server: Server) -> None:
+    """SIGTERM to the server's process group; SIGKILL when it takes too long."""
     if server.process.poll() is not None:
         return
-    server.process.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGTERM)
     try:
         server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        server.process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait()
 
 
@@ -131,8 +140,8 @@ def running_servers(count: int, *, env: Mapping[str, str], log_dir: Path) -> Ite
     with ExitStack() as stack:
         servers = []
         for _ in range(count):
-            server = _start(env, log_dir)
-            stack.callback(_stop, server)
+            server = start_server(env, log_dir)
+            stack.callback(stop_server, server)
             servers.append(server)
         yield servers
 

@@ -150,3 +150,15 @@ def test_importing_the_app_leaves_the_tracing_sdk_unloaded(env):
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_serve_exits_0_after_a_graceful_stop_on_sigterm(env, tmp_path):
+    """uvicorn would end a drained stop "killed by SIGTERM" (143); a supervisor must see a
+    clean exit. (tests/scale checks that requests in flight are answered first.)"""
+    from tests.servers import running_servers, wait_ready
+
+    assert ehass(env, "db", "upgrade").returncode == 0
+    with running_servers(1, env=env, log_dir=tmp_path) as (server,):
+        await wait_ready(server)
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0, server.log_tail()

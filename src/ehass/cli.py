@@ -7,6 +7,7 @@ import asyncio
 import ctypes
 import ipaddress
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -68,6 +69,19 @@ def _limit_malloc_arenas() -> None:
     mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
 
 
+def _stop_with_success(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _exit_zero_after_sigterm() -> None:
+    """uvicorn answers SIGTERM by finishing the requests in flight, then raises SIGTERM
+    again once it has restored the handler it found, so a drained, clean stop would end
+    "killed by SIGTERM" (status 143), like `ehass worker` never does and a supervisor may
+    count as a failure. The handler it finds is this one: exit 0. (Before uvicorn takes
+    SIGTERM over, it ends the start-up just as promptly.)"""
+    signal.signal(signal.SIGTERM, _stop_with_success)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -85,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     start_metrics_server(settings)
     _limit_malloc_arenas()
+    _exit_zero_after_sigterm()
     uvicorn.run(
         "ehass.main:create_app",
         factory=True,
