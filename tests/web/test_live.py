@@ -80,3 +80,12 @@ async def test_the_event_stream_needs_a_signed_in_browser(client, factories):
         f"/doctors/{doctor.doctor.id}/live", headers={"Accept": "text/event-stream"}
     )
     assert response.status_code == 401
+
+
+def test_a_stream_ends_before_a_stopping_server_gives_up_waiting() -> None:
+    """A stopped `ehass serve` finishes requests in flight for timeout_graceful_shutdown;
+    a live page's stream must end (and reconnect elsewhere) well within that."""
+    from ehass.web.live import STREAM_SECONDS
+    from tests.deployments.support import uvicorn_option
+
+    assert uvicorn_option("timeout_graceful_shutdown") - STREAM_SECONDS >= 5

@@ -15,8 +15,9 @@ from ehass.web.events import SlotEvents
 router = APIRouter(include_in_schema=False)
 HEARTBEAT_SECONDS = 15.0
 # A stream ends after this long and the browser reconnects (then reconciles with the
-# availability API): no stream holds a server process's shutdown for long.
-STREAM_SECONDS = 30.0
+# availability API). Shorter than the 20 s `ehass serve` gives requests in flight when it
+# is stopped, so an open page never holds a graceful shutdown up to its end.
+STREAM_SECONDS = 15.0
 RECONNECT_MS = 1000
 
 
