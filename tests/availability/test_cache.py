@@ -8,6 +8,7 @@ in 30-minute slots. With EHASS_TEST_REDIS_URL the cache is Redis; without it, in
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +21,8 @@ from ehass.holds.models import SlotHold
 from tests.factories import Factories
 from tests.test_query_counts import counted
 
-WED = "2026-12-02"
 WED_1000 = "2026-12-02T10:00:00Z"
-WEEK = {"from": "2026-12-02T00:00:00Z", "to": "2026-12-03T00:00:00Z"}
+WEDNESDAY = {"from": "2026-12-02T00:00:00Z", "to": "2026-12-03T00:00:00Z"}
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ async def people(factories: Factories) -> dict[str, Any]:
 
 
 async def offered(api: Any, doctor_id: int) -> list[str]:
-    response = await api("GET", f"/doctors/{doctor_id}/availability", params=WEEK)
+    response = await api("GET", f"/doctors/{doctor_id}/availability", params=WEDNESDAY)
     assert response.status_code == 200, response.text
     return [slot["start"] for slot in response.json()["slots"]]
 
@@ -196,8 +196,7 @@ async def test_a_cache_that_is_off_gives_the_same_answers(
     await book(api, people)
     cached = await offered(api, people["doctor_id"])
     assert cached == await offered(api, people["doctor_id"])
-    settings = app.state.runtime.settings
-    object.__setattr__(
-        app.state.runtime, "settings", settings.model_copy(update={"slot_cache_seconds": 0})
-    )
+    runtime = app.state.runtime
+    off = runtime.settings.model_copy(update={"slot_cache_seconds": 0})
+    app.state.runtime = dataclasses.replace(runtime, settings=off)
     assert await offered(api, people["doctor_id"]) == cached
