@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     # How long POST /holds (and a waitlist offer) keeps a slot for one patient.
     hold_minutes: int = Field(default=5, ge=1, le=60)
     # How long computed free slots stay cached (Redis, or in-process without it); 0: never.
-    slot_cache_seconds: int = Field(default=3600, ge=0, le=86400)
+    # Every change to a doctor's time starts a new entry and leaves the old one to expire,
+    # so this bounds the memory dead entries hold as much as it bounds the reuse.
+    slot_cache_seconds: int = Field(default=300, ge=0, le=86400)
     # A worker that claimed a message and died holds it this long; then another sends it.
     notification_lease_seconds: float = Field(default=300, gt=0)
     # None: a worker runs inside `ehass serve` on SQLite only; elsewhere run `ehass worker`.
