@@ -121,26 +121,14 @@ async def _describe(
     weekly: list[WeeklyWindow],
     slots: list[Slot],
     now: datetime,
-    overrides: list[AvailabilityOverride] | None = None,
 ) -> dict[str, object]:
-    """The body of an Availability; `overrides` from today on, read here when not given."""
-    if overrides is None:
-        overrides = await repository.overrides_between(session, doctor.id, _local_date(doctor, now))
+    """The body of an Availability, with the overrides from today on."""
+    overrides = await repository.overrides_between(session, doctor.id, _local_date(doctor, now))
     return {
         "doctor_id": doctor.id,
         "timezone": doctor.timezone,
         "slot_minutes": doctor.slot_minutes,
-        "weekly": [
-            WeeklyWindowRead(day=DAYS[w.weekday], start=w.start_time, end=w.end_time)
-            for w in weekly
-        ],
-        "overrides": [
-            OverrideRead(
-                date=o.on_date,
-                windows=[WindowRead(start=w.start, end=w.end) for w in _windows(o.windows)],
-            )
-            for o in overrides
-        ],
+        **_hours(weekly, overrides),
         "slots": [SlotRead(start=s.start, end=s.end) for s in slots],
     }
 
@@ -172,7 +160,8 @@ async def read(
         await cache.store(
             rt.shared, doctor_id=doctor.id, version=version, ttl_seconds=ttl, fresh=fresh
         )
-    hours = cached.hours or fresh.hours or {}
+    hours = cached.hours if cached.hours is not None else fresh.hours
+    assert hours is not None  # _complete reads the hours whenever the cache lacks them
     holds = fresh.holds if cached.holds is None else cached.holds
     by_day = {**cached.days, **fresh.days}
     length = doctor.slot_minutes * 60
