@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import structlog
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,6 +27,12 @@ from ehass.errors import DomainError, ServiceUnavailableError
 
 log = structlog.get_logger("ehass.db")
 
+# A connection back in the pool for longer than this is pinged before it is handed out
+# again; one used more recently is trusted (a dead one fails its first statement, which
+# answers 503 with nothing written, and the pool then replaces every connection).
+IDLE_PING_SECONDS = 2.0
+_RETURNED_AT = "ehass.returned_at"
+
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
@@ -34,9 +41,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         # One connection per process: SQLite has one writer anyway, and queueing in the
         # pool is fairer than SQLite's busy-wait. Other processes wait on busy_timeout.
-        kwargs |= {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 30}}
+        kwargs |= {
+            "pool_size": 1,
+            "max_overflow": 0,
+            "connect_args": {"timeout": 30},
+            "pool_reset_on_return": None,
+        }
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
+        _reset_only_open_transactions(engine, lambda driver: driver.in_transaction)
         return engine
     if url.get_backend_name() == "mysql":
         if "charset" not in url.query:
@@ -46,11 +59,51 @@ def create_engine(settings: Settings) -> AsyncEngine:
         kwargs |= {
             "pool_size": settings.database_pool_size,
             "max_overflow": settings.database_pool_size,
-            "pool_pre_ping": True,
             "pool_recycle": 1800,
             "isolation_level": "READ COMMITTED",
+            "pool_reset_on_return": None,
         }
+        engine = create_async_engine(url, **kwargs)
+        _ping_idle_connections(engine)
+        _reset_only_open_transactions(engine, lambda driver: driver.get_transaction_status())
+        return engine
     return create_async_engine(url, **kwargs)
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """`pool_pre_ping` costs a round trip on every checkout; pinging only connections that
+    sat idle keeps the protection where it matters (a restarted or timed-out server) and
+    drops the round trip from every busy request."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError("idle connection no longer answers") from exc
+
+
+def _reset_only_open_transactions(engine: AsyncEngine, in_transaction: Any) -> None:
+    """The pool's reset-on-return sends a ROLLBACK after every request, even one that has
+    just committed. The driver knows whether a transaction is still open (the server
+    reports it with every answer), so roll back only then: a connection never reaches its
+    next user inside someone else's transaction, and a committed request costs no round trip.
+    """
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return  # the pool closes this connection instead of reusing it
+        if in_transaction(record.driver_connection):
+            engine.dialect.do_rollback(dbapi_connection)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
