@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from ehass import db
 from ehass.config import Settings
-from ehass.db import create_engine
+from ehass.db import Database, create_engine
 
 
 @pytest.fixture
@@ -123,3 +123,41 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
         async with engine.connect() as connection:
             assert (await connection.scalar(text("SELECT 1"))) == 1
     assert "ping" in driver_calls
+
+
+async def test_a_read_runs_its_statements_and_nothing_else(settings: Settings) -> None:
+    database = Database.from_settings(settings)
+    reader = database.reader
+    assert isinstance(reader, AsyncEngine)
+    sent: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        sent.append(sql)
+
+    try:
+        async with database.read() as connection:
+            before = await _transaction_commands(connection)
+        event.listen(reader.sync_engine, "before_cursor_execute", statement)
+        for _ in range(3):
+            async with database.read() as connection:
+                assert (await connection.scalar(text("SELECT 2"))) == 2
+        event.remove(reader.sync_engine, "before_cursor_execute", statement)
+        assert sent == ["SELECT 2"] * 3
+        async with database.read() as connection:
+            # The pool handed the one connection round each time: its server counts every
+            # COMMIT and ROLLBACK it was sent, pings and resets included.
+            assert await _transaction_commands(connection) == before
+    finally:
+        await database.dispose()
+
+
+async def _transaction_commands(connection: AsyncConnection) -> dict[str, int] | None:
+    if connection.dialect.name != "mysql":
+        return None  # an in-process library: there is no server to send anything to
+    rows = await connection.execute(
+        text(
+            "SELECT variable_name, variable_value FROM information_schema.session_status "
+            "WHERE variable_name IN ('COM_COMMIT', 'COM_ROLLBACK')"
+        )
+    )
+    return {name: int(value) for name, value in rows}

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -34,40 +35,58 @@ IDLE_PING_SECONDS = 2.0
 _RETURNED_AT = "ehass.returned_at"
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, reads_only: bool = False) -> AsyncEngine:
+    """The engine of every transaction, or with `reads_only` a second pool of autocommit
+    connections for requests that only read: no transaction to begin or end, so a read
+    costs its statements alone (and on SQLite never queues behind the writer)."""
     url = make_url(settings.database_url)
     # hide_parameters: a logged database error never quotes the values it was given.
-    kwargs: dict[str, Any] = {"echo": settings.database_echo, "hide_parameters": True}
+    kwargs: dict[str, Any] = {
+        "echo": settings.database_echo,
+        "hide_parameters": True,
+        "pool_reset_on_return": None,
+    }
+    if reads_only:
+        kwargs["isolation_level"] = "AUTOCOMMIT"
     if url.get_backend_name() == "sqlite":
         # One connection per process: SQLite has one writer anyway, and queueing in the
         # pool is fairer than SQLite's busy-wait. Other processes wait on busy_timeout.
-        kwargs |= {
-            "pool_size": 1,
-            "max_overflow": 0,
-            "connect_args": {"timeout": 30},
-            "pool_reset_on_return": None,
-        }
+        kwargs |= {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 30}}
         engine = create_async_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, reads_only=reads_only)
         _reset_only_open_transactions(engine, lambda driver: driver.in_transaction)
-        return engine
+        return _without_transactions(engine) if reads_only else engine
     if url.get_backend_name() == "mysql":
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
-        # READ COMMITTED: a check made after taking a row lock sees what others committed
-        # before the lock was granted (REPEATABLE READ would read an older snapshot).
-        kwargs |= {
-            "pool_size": settings.database_pool_size,
-            "max_overflow": settings.database_pool_size,
-            "pool_recycle": 1800,
-            "isolation_level": "READ COMMITTED",
-            "pool_reset_on_return": None,
-        }
+        size = (
+            max(2, settings.database_pool_size // 2) if reads_only else settings.database_pool_size
+        )
+        kwargs |= {"pool_size": size, "max_overflow": size, "pool_recycle": 1800}
+        if not reads_only:
+            # READ COMMITTED: a check made after taking a row lock sees what others
+            # committed before the lock was granted (REPEATABLE READ would read an older
+            # snapshot).
+            kwargs["isolation_level"] = "READ COMMITTED"
         engine = create_async_engine(url, **kwargs)
         _ping_idle_connections(engine)
         _reset_only_open_transactions(engine, lambda driver: driver.get_transaction_status())
-        return engine
+        return _without_transactions(engine) if reads_only else engine
+    kwargs.pop("pool_reset_on_return")
     return create_async_engine(url, **kwargs)
+
+
+def _without_transactions(engine: AsyncEngine) -> AsyncEngine:
+    """Every connection of this engine is in autocommit mode, so there is never a
+    transaction to end; yet closing a Connection still calls the driver's rollback(), which
+    asyncmy sends to the server. This engine's own dialect skips it."""
+
+    def nothing_to_end(_dbapi_connection: Any) -> None:
+        return None
+
+    engine.dialect.do_rollback = nothing_to_end  # type: ignore[method-assign]
+    engine.dialect.do_commit = nothing_to_end  # type: ignore[method-assign]
+    return engine
 
 
 def _ping_idle_connections(engine: AsyncEngine) -> None:
@@ -106,7 +125,7 @@ def _reset_only_open_transactions(engine: AsyncEngine, in_transaction: Any) -> N
             engine.dialect.do_rollback(dbapi_connection)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, reads_only: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so BEGIN IMMEDIATE below is honoured.
@@ -121,6 +140,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute(pragma)
         cursor.close()
 
+    if reads_only:
+        return  # autocommit: each statement reads the last committed state, WAL lets it
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a transaction that reads and then
@@ -132,11 +154,23 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Where read-only requests run their statements (`read`): the autocommit pool of
+    # `from_settings`, else whatever the sessionmaker is bound to, so a test that binds
+    # it to one connection reads its own uncommitted rows.
+    reader: AsyncEngine | AsyncConnection | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = self.sessionmaker.kw.get("bind") or self.engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+        return cls(
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            create_engine(settings, reads_only=True),
+        )
 
     @property
     def dialect(self) -> str:
@@ -144,6 +178,18 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if isinstance(self.reader, AsyncEngine) and self.reader is not self.engine:
+            await self.reader.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for statements that only read, outside any transaction."""
+        if isinstance(self.reader, AsyncConnection):
+            yield self.reader
+            return
+        assert self.reader is not None
+        async with self.reader.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -196,6 +242,24 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await _commit(session)
+
+
+async def get_reader(request: Request) -> AsyncIterator[AsyncConnection]:
+    """Yields a connection for an endpoint that only reads: nothing to commit, and the
+    same answers as `get_session` when the database fails or access is denied."""
+    database: Database = request.app.state.database
+    try:
+        async with database.read() as connection:
+            yield connection
+    except DomainError as exc:
+        if exc.status_code in DENIALS and exc.audit_as_denial:
+            await _record_denial(database, request, exc)
+        raise
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("database.unavailable", error=type(exc.orig or exc).__name__)
+        raise DatabaseUnavailableError(
+            "The database could not complete the request; nothing was changed. Retry shortly."
+        ) from exc
 
 
 async def _commit(session: AsyncSession) -> None:
