@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ehass.auth import service as auth_service
 from ehass.core import context
 from ehass.core.principal import ClientInfo, Principal
-from ehass.db import get_session
+from ehass.db import get_reader, get_session
 from ehass.errors import NotAuthenticatedError, PermissionDeniedError
 from ehass.runtime import Runtime
 
@@ -29,6 +29,8 @@ async def get_client() -> ClientInfo:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# For endpoints that only read: an autocommit connection, no session and no COMMIT.
+ReaderDep = Annotated[AsyncConnection, Depends(get_reader, scope="function")]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ClientDep = Annotated[ClientInfo, Depends(get_client)]
 

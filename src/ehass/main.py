@@ -92,14 +92,16 @@ def create_app(
     app.state.runtime = Runtime.create(settings, clock or SystemClock(), shared)
 
     api = APIRouter(prefix=API_PREFIX)
+    # Routes are matched in this order, each router's table scanned in turn, so the
+    # busiest (the directory, free times, appointments) come first.
     for router in (
-        auth_router,
-        users_router,
         doctors_router,
         availability_router,
         # Before appointments: `/appointments/{id}.ics` must not be read as an id.
         calendars_router,
         appointments_router,
+        auth_router,
+        users_router,
         holds_router,
         waitlist_router,
         admin_router,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Row, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ehass.core.pagination import possible_id
 from ehass.core.search import icontains
@@ -13,7 +13,12 @@ _COLUMNS = (Doctor.id, Doctor.user_id, User.name, Doctor.specialty, Doctor.timez
 
 
 async def list_active(
-    session: AsyncSession, *, specialty: str | None, q: str | None, after_id: int | None, limit: int
+    reader: AsyncConnection | AsyncSession,
+    *,
+    specialty: str | None,
+    q: str | None,
+    after_id: int | None,
+    limit: int,
 ) -> list[Row]:
     query = select(*_COLUMNS).join(User, Doctor.user_id == User.id).where(User.is_active.is_(True))
     if specialty:
@@ -22,10 +27,10 @@ async def list_active(
         query = query.where(icontains(User.name, q))
     if after_id is not None:
         query = query.where(Doctor.id > after_id)
-    return list(await session.execute(query.order_by(Doctor.id).limit(limit)))
+    return list(await reader.execute(query.order_by(Doctor.id).limit(limit)))
 
 
-async def get_active(session: AsyncSession, doctor_id: int) -> Row | None:
+async def get_active(reader: AsyncConnection | AsyncSession, doctor_id: int) -> Row | None:
     if not possible_id(doctor_id):
         return None
     query = (
@@ -33,7 +38,7 @@ async def get_active(session: AsyncSession, doctor_id: int) -> Row | None:
         .join(User, Doctor.user_id == User.id)
         .where(Doctor.id == doctor_id, User.is_active.is_(True))
     )
-    return (await session.execute(query)).first()
+    return (await reader.execute(query)).first()
 
 
 async def get_active_doctor(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ehass.core.pagination import Page, after_id, encode_cursor
 from ehass.doctors import repository
@@ -14,18 +14,23 @@ class DoctorNotFoundError(NotFoundError):
 
 
 async def list_doctors(
-    session: AsyncSession, *, specialty: str | None, q: str | None, limit: int, cursor: str | None
+    reader: AsyncConnection | AsyncSession,
+    *,
+    specialty: str | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
 ) -> Page[Row]:
     last_id = after_id(cursor)
     rows = await repository.list_active(
-        session, specialty=specialty, q=q, after_id=last_id, limit=limit + 1
+        reader, specialty=specialty, q=q, after_id=last_id, limit=limit + 1
     )
     items = rows[:limit]
     return Page(items, encode_cursor([items[-1].id]) if len(rows) > limit else None)
 
 
-async def get_doctor(session: AsyncSession, *, doctor_id: int) -> Row:
-    row = await repository.get_active(session, doctor_id)
+async def get_doctor(reader: AsyncConnection | AsyncSession, *, doctor_id: int) -> Row:
+    row = await repository.get_active(reader, doctor_id)
     if row is None:
         raise DoctorNotFoundError(f"No active doctor {doctor_id}.")
     return row
