@@ -1,8 +1,12 @@
-"""Ceiling (a): a bare Starlette endpoint that runs the availability read's SQL through the
-raw asyncmy driver and answers a comparable body (the same free 30-minute slots), served
-like the app (uvicorn, uvloop, httptools, one process per port, behind the same nginx).
+"""Bare Starlette endpoints on the raw asyncmy driver, served like the app (uvicorn, uvloop,
+httptools, one process per port, behind the same nginx):
 
-What it leaves out is what the project's number pays for: FastAPI's dependency injection
+- GET /ceiling/doctors/{id}/availability, ceiling (a): runs the availability read's SQL and
+  answers a comparable body (the same free 30-minute slots);
+- POST /ceiling/appointments, ceiling (b): the booking's whole transaction
+  (ceiling_booking.py), 201 with the appointment, 409 on a conflict, 422 on bad input.
+
+What they leave out is what the project's numbers pay for: FastAPI's dependency injection
 and validation, the SQLAlchemy session and ORM, the middleware stack, pydantic responses.
 
     python bench/ceiling_app.py --port 8100 --database ehass_bench
@@ -12,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 
-import asyncmy
 import uvicorn
+from ceiling_booking import Booker, local_pool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +51,8 @@ OVERRIDES_FROM = (
     "WHERE doctor_id = %s AND on_date >= %s ORDER BY on_date"
 )
 MAX_SLOT = timedelta(minutes=240)
+# The project's pool per process (database_pool_size 10 + as many overflow).
+BOOKING_POOL = 20
 
 
 def _parse(value: str) -> datetime:
@@ -85,23 +92,21 @@ def _slots(weekly: list, busy: list, start: datetime, end: datetime, minutes: in
     return out
 
 
+def _bad_request(detail: str) -> Response:
+    return Response(json.dumps({"detail": detail}), status_code=422, media_type="application/json")
+
+
 def build(database: str) -> Starlette:
     pool = None
+    booker: Booker | None = None
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        nonlocal pool
-        pool = await asyncmy.create_pool(
-            host="127.0.0.1",
-            port=3306,
-            user="root",
-            password="",
-            db=database,
-            minsize=1,
-            maxsize=10,
-            autocommit=True,
-        )
+        nonlocal pool, booker
+        pool = await local_pool(database, maxsize=10, autocommit=True)
+        booker = await Booker.start(database, maxsize=BOOKING_POOL)
         yield
+        await booker.close()
         pool.close()
         await pool.wait_closed()
 
@@ -138,12 +143,34 @@ def build(database: str) -> Starlette:
         }
         return Response(json.dumps(body), media_type="application/json")
 
+    async def book(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+            doctor_id, patient_id = int(body["doctor_id"]), int(body["patient_id"])
+            at = datetime.fromisoformat(body["scheduled_at"].replace("Z", "+00:00"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _bad_request("doctor_id, patient_id and scheduled_at (RFC 3339) are required")
+        if at.tzinfo is None:
+            return _bad_request("scheduled_at needs an offset")
+        outcome = await booker.book(
+            doctor_id=doctor_id,
+            patient_id=patient_id,
+            at=at.astimezone(UTC),
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+            request_id=secrets.token_hex(16),
+        )
+        return Response(
+            json.dumps(outcome.body), status_code=outcome.status, media_type="application/json"
+        )
+
     async def ready(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     return Starlette(
         routes=[
             Route("/ceiling/doctors/{doctor_id:int}/availability", availability),
+            Route("/ceiling/appointments", book, methods=["POST"]),
             Route("/readyz", ready),
         ],
         lifespan=lifespan,

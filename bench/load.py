@@ -66,9 +66,10 @@ class Workload:
         self.rng = random.Random(self.seed)
         self.today = datetime.combine(datetime.now(UTC).date(), dtime(0), tzinfo=UTC)
 
-    def slot(self) -> str:
-        """A slot start 2..40 days ahead (past the cancellation notice, inside the window)."""
-        day = self.today + timedelta(days=self.rng.randrange(2, 40))
+    def slot(self, base: datetime | None = None) -> str:
+        """A slot start 2..40 days after `base` (today: past the cancellation notice, inside
+        the booking window)."""
+        day = (base or self.today) + timedelta(days=self.rng.randrange(2, 40))
         return _iso(day + timedelta(minutes=30 * self.rng.randrange(47)))
 
     def week(self) -> str:

@@ -9,9 +9,10 @@ import os
 import time
 from pathlib import Path
 
-# Targets of issue 5, per endpoint except login.
+# Targets of issues 5 and 19: latency per endpoint except login, at this rate of the mix.
 SLO_P95_MS = 25.0
 SLO_P99_MS = 60.0
+MIX_RATE_TARGET = 800.0
 RSS_TARGET_MB = 150.0
 # RSS (MiB) that grows by more than this between two load phases is flagged.
 GROWTH_FLAG_MB = 5.0
@@ -215,12 +216,75 @@ def print_ceilings(ceilings: dict) -> None:
     for name, c in ceilings.items():
         if name == "ratios":
             continue
+        cpu = ""
+        if "app_cpu_ms_per_request" in c:
+            cpu = f"  app {c['app_cpu_ms_per_request']} ms  db {c.get('db_cpu_ms_per_request')} ms"
+        codes = f"  {c['status_codes']}" if "status_codes" in c else ""
         print(
             f"  {name:<28} {c.get('ok_rps', c.get('rps'))!s:>8} /s  "
-            f"p50 {c.get('p50_ms', '-')} ms  p99 {c.get('p99_ms', '-')} ms"
+            f"p50 {c.get('p50_ms', '-')} ms  p99 {c.get('p99_ms', '-')} ms{cpu}{codes}"
         )
     for name, r in ceilings.get("ratios", {}).items():
-        print(f"  ratio {name:<22} {r['ratio']:.1%}  (target >= {r['target']:.0%})")
+        print(f"  ratio {name:<26} {r['ratio']:.1%}  (target >= {r['target']:.0%})")
+
+
+def target_checks(result: dict) -> list[dict]:
+    """Issue 19's targets, each with what this run measured and whether it was met (None:
+    this run cannot tell, e.g. growth with one phase or no ceilings)."""
+    phases = result["phases"]
+    rate = result["args"]["rate"]
+    answered = min(p["endpoints"]["ALL"]["rps_achieved"] for p in phases)
+    misses = [
+        f"phase {n}: {miss}" for n, p in enumerate(phases, 1) for miss in slo_misses(p["endpoints"])
+    ]
+    n5xx = sum(p["endpoints"]["ALL"]["status_5xx"] for p in phases)
+    memory = result["memory"]
+    top_rss = max((m["rss_mb_after_each_phase"][-1] for m in memory.values()), default=0.0)
+    growths = [m["growth_mb"] for m in memory.values()]
+    out = [
+        {
+            "target": f"the mix at {MIX_RATE_TARGET:g} req/s",
+            "measured": f"{rate:g} offered, {answered} answered",
+            "met": rate >= MIX_RATE_TARGET and answered >= 0.99 * rate,
+        },
+        {
+            "target": f"p95 <= {SLO_P95_MS:g} ms, p99 <= {SLO_P99_MS:g} ms (all but login)",
+            "measured": "; ".join(misses) or "every endpoint, every phase",
+            "met": not misses,
+        },
+        {"target": "no 5xx", "measured": f"{n5xx} 5xx", "met": n5xx == 0},
+        {
+            "target": f"RSS per app process < {RSS_TARGET_MB:g} MiB",
+            "measured": f"at most {top_rss} MiB",
+            "met": top_rss < RSS_TARGET_MB,
+        },
+        {
+            "target": f"RSS flat across phases (growth <= {GROWTH_FLAG_MB:g} MiB)",
+            "measured": (
+                "one phase" if None in growths else f"growth {', '.join(map(str, growths))} MiB"
+            ),
+            "met": None if None in growths else not any(m["grew"] for m in memory.values()),
+        },
+    ]
+    for name, r in (result.get("ceilings") or {}).get("ratios", {}).items():
+        out.append(
+            {
+                "target": f"{name} >= {r['target']:.0%} of its ceiling",
+                "measured": f"{r['ratio']:.1%} ({r['project']} / {r['ceiling']} per s)",
+                "met": r["ratio"] >= r["target"],
+            }
+        )
+    return out
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "NOT met", None: "n/a"}[met]
+
+
+def print_targets(checks: list[dict]) -> None:
+    print("\ntargets (issue 19):")
+    for c in checks:
+        print(f"  {_verdict(c['met']):<8} {c['target']:<52} {c['measured']}")
 
 
 def print_costs(costs: dict) -> None:
@@ -375,6 +439,11 @@ def markdown(result: dict) -> str:
                 f"| {name} | {r['project']} | {r['ceiling']} | {r['ratio']:.1%} | "
                 f">= {r['target']:.0%} |"
             )
+        lines.append("")
+    checks = result.get("targets") or []
+    if checks:
+        lines += ["| target | measured | |", "| --- | --- | --- |"]
+        lines += [f"| {c['target']} | {c['measured']} | {_verdict(c['met'])} |" for c in checks]
         lines.append("")
     lines += [
         "| app | RSS after each phase (MiB) | growth | malloc heap (MiB) |",
