@@ -157,6 +157,44 @@ async def test_the_probe_after_the_open_period_asks_redis_again(
         await shared.close()
 
 
+async def _listener_connections(publisher: Redis | None, seconds: float) -> int:
+    """How often a page's live-event listener connects in `seconds` to a Redis that
+    hangs up on every connection."""
+    connections = 0
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    bus = SlotEvents(publisher=publisher, redis_url=f"redis://{LOOPBACK}:{port}/0")
+    try:
+        async with bus.subscribe(1):
+            await anyio.sleep(seconds)
+    finally:
+        await bus.close()
+        server.close()
+        await server.wait_closed()
+    return connections
+
+
+async def test_live_pages_do_not_reconnect_to_redis_while_its_circuit_is_open(
+    silent_redis: SilentServer,
+) -> None:
+    shared = SharedState(Settings(_env_file=None, redis_url=silent_redis.url))
+    try:
+        # Without a circuit the listener retries after 0.5 s, then 1 s.
+        assert await _listener_connections(None, 1.2) >= 2
+        for _ in range(BREAKER_FAILURES):
+            shared.guard.breaker.record_failure()
+        # With the shared client's circuit open (2 s), it waits for the probe time.
+        assert await _listener_connections(shared.redis, 1.2) == 1
+    finally:
+        await shared.close()
+
+
 # --- a whole app in front of a frozen Redis ------------------------------------------------
 
 
