@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     database_echo: bool = False
     redis_url: str | None = None
     redis_key_prefix: str = "ehass"
+    # How long a Redis command may wait for its answer. Redis next to the app answers in well
+    # under a millisecond, so a quarter second is hundreds of times that; a longer wait only
+    # makes every request pay more while Redis hangs. Connecting keeps 1 s: a lost SYN is
+    # only resent after 1 s, and a connection is opened once, not per request.
+    redis_socket_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    # After 3 failures in a row, Redis is not asked for this long (doubling while it keeps
+    # failing, up to the maximum): requests are served as when Redis is down.
+    redis_breaker_open_seconds: float = Field(default=2.0, gt=0, le=300)
+    redis_breaker_max_open_seconds: float = Field(default=30.0, gt=0, le=3600)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     # `kid:base64(32 bytes)`, newest first; older keys only decrypt (see `ehass keys rotate`).
     encryption_keys: SecretStr | None = None
@@ -130,6 +139,15 @@ class Settings(BaseSettings):
                 )
         if self.encryption_keys is not None:
             parse_keys(self.encryption_keys.get_secret_value())  # fail early on a malformed list
+        return self
+
+    @model_validator(mode="after")
+    def _breaker_bounds(self) -> Settings:
+        if self.redis_breaker_max_open_seconds < self.redis_breaker_open_seconds:
+            raise ValueError(
+                "EHASS_REDIS_BREAKER_MAX_OPEN_SECONDS must not be below "
+                "EHASS_REDIS_BREAKER_OPEN_SECONDS"
+            )
         return self
 
     @property

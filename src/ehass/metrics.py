@@ -82,6 +82,15 @@ AUDIT_CHAIN_LENGTH = Gauge(
     multiprocess_mode="livemax",  # one shared database: the freshest reading is the largest
 )
 REDIS_ERRORS = Counter("ehass_redis_errors_total", "Redis calls that failed.")
+REDIS_CIRCUIT_OPEN = Gauge(
+    "ehass_redis_circuit_open",
+    "1 while Redis is not being asked after repeated failures (circuit open or probing).",
+    multiprocess_mode="livemax",  # each process has its own circuit: 1 when any is open
+)
+REDIS_SHORT_CIRCUITED = Counter(
+    "ehass_redis_short_circuited_total",
+    "Redis calls not made because the circuit was open (served as when Redis is down).",
+)
 BOOKINGS = Counter("ehass_bookings_total", "Appointments booked.")
 CANCELLATIONS = Counter("ehass_cancellations_total", "Appointments cancelled.")
 BOOKING_CONFLICTS = Counter(
@@ -136,6 +145,14 @@ def count_rate_limited() -> None:
 
 def count_redis_error() -> None:
     REDIS_ERRORS.inc()
+
+
+def count_redis_short_circuit() -> None:
+    REDIS_SHORT_CIRCUITED.inc()
+
+
+def set_redis_circuit_open(is_open: bool) -> None:
+    REDIS_CIRCUIT_OPEN.set(1 if is_open else 0)
 
 
 def count_delivery(kind: str, channel: str) -> None:
@@ -349,8 +366,10 @@ __all__ = [
     "count_login_failure",
     "count_rate_limited",
     "count_redis_error",
+    "count_redis_short_circuit",
     "install_metrics",
     "mark_process_dead",
     "refresh_gauges",
+    "set_redis_circuit_open",
     "start_metrics_server",
 ]

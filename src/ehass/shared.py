@@ -4,20 +4,125 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ehass import metrics
 from ehass.config import Settings
+from ehass.core.breaker import CircuitBreaker
 
 log = structlog.get_logger("ehass.shared")
+T = TypeVar("T")
+
+BREAKER_FAILURES = 3  # consecutive failures or timeouts that open the circuit
+# Connecting may take longer than a command: see `Settings.redis_socket_timeout_seconds`.
+CONNECT_TIMEOUT_SECONDS = 1.0
+# Revocations Redis missed, kept to be written once it answers; beyond this many the oldest
+# are dropped (the database still refuses them; only a stale "active" verdict, at most
+# ACTIVE_CACHE_SECONDS old, could then outlive them in Redis).
+MAX_UNSENT_REVOCATIONS = 10_000
+# What a Redis that does not answer raises. A ResponseError is an answer, not an outage.
+_OUTAGES = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+
+
+class CircuitOpenError(RedisConnectionError):
+    """Redis was not asked: it failed repeatedly and its circuit is open."""
+
+
+class RedisGuard:
+    """The circuit breaker every call to this process's Redis goes through, whichever
+    client makes it (the shared client, its pipelines, the rate limiter's own pool)."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+
+    async def run(self, call: Callable[[], Awaitable[T]], *, even_if_open: bool = False) -> T:
+        """`call()` unless the circuit is open (then CircuitOpenError, at once)."""
+        if not even_if_open and not self.breaker.allow():
+            metrics.count_redis_short_circuit()
+            raise CircuitOpenError("Redis is not asked while its circuit is open")
+        try:
+            result = await call()
+        except _OUTAGES:
+            self._failed()
+            raise
+        except RedisError:
+            self._succeeded()  # Redis answered, with an error of the command's own
+            raise
+        self._succeeded()
+        return result
+
+    def _succeeded(self) -> None:
+        if self.breaker.record_success():
+            metrics.set_redis_circuit_open(False)
+            log.info("redis.circuit_closed")
+
+    def _failed(self) -> None:
+        if self.breaker.record_failure():
+            metrics.set_redis_circuit_open(True)
+            log.warning("redis.circuit_opened", retry_in_seconds=self.breaker.open_for)
+
+
+class GuardedRedis(Redis):
+    """A redis-py client whose every command and pipeline goes through a RedisGuard:
+    callers keep catching RedisError, and an open circuit is one more of those."""
+
+    guard: RedisGuard
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        return await self.guard.run(lambda: Redis.execute_command(self, *args, **options))
+
+    async def ping_even_if_open(self) -> bool:
+        """PING whatever the circuit says: health checks report on Redis itself, not on
+        the circuit, and an answer closes it without waiting for the next probe. They run
+        at the pace of whatever polls them, not of the requests, so the wait is affordable."""
+        return bool(
+            await self.guard.run(lambda: Redis.execute_command(self, "PING"), even_if_open=True)
+        )
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = GuardedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.guard = self.guard
+        return pipe
+
+
+class GuardedPipeline(Pipeline):
+    guard: RedisGuard
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        return await self.guard.run(lambda: Pipeline.execute(self, raise_on_error))
+
+
+def guarded_client(url: str, guard: RedisGuard, *, socket_timeout: float) -> GuardedRedis:
+    client = GuardedRedis.from_url(
+        url, socket_timeout=socket_timeout, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
+    )
+    client.guard = guard
+    return client
+
+
+def _note_failure(exc: BaseException, event: str | None) -> None:
+    """Counts (and logs, under `event`) a Redis call that failed. One the open circuit
+    refused is counted as short-circuited instead, and not logged: while the circuit is
+    open that would be a line per request; opening and closing are logged once."""
+    if isinstance(exc, CircuitOpenError):
+        return
+    metrics.count_redis_error()
+    if event is not None:
+        log.warning(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +134,27 @@ class LimitState:
 class SharedState:
     def __init__(self, settings: Settings) -> None:
         self.prefix = settings.redis_key_prefix
-        self.redis: Redis | None = None
+        self.redis: GuardedRedis | None = None
         self._local_limiter = MovingWindowRateLimiter(MemoryStorage())
         self._shared_limiter: MovingWindowRateLimiter | None = None
         self._local_hashes = LocalHashes()
-        if settings.redis_url:
-            self.redis = Redis.from_url(
-                settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        self._unsent_revocations: dict[str, float] = {}  # session id -> monotonic deadline
+        self.guard = RedisGuard(
+            CircuitBreaker(
+                failure_threshold=BREAKER_FAILURES,
+                open_seconds=settings.redis_breaker_open_seconds,
+                max_open_seconds=settings.redis_breaker_max_open_seconds,
             )
+        )
+        if settings.redis_url:
+            timeout = settings.redis_socket_timeout_seconds
+            self.redis = guarded_client(settings.redis_url, self.guard, socket_timeout=timeout)
             storage = RedisStorage(
                 "async+" + settings.redis_url,
                 implementation="redispy",
                 key_prefix=f"{self.prefix}:limits",
-                socket_timeout=1.0,
-                socket_connect_timeout=1.0,
+                socket_timeout=timeout,
+                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             )
             self._shared_limiter = MovingWindowRateLimiter(storage)
 
@@ -55,9 +167,9 @@ class SharedState:
         if self.redis is None:
             return None
         try:
-            return bool(await self.redis.ping())
-        except (RedisError, OSError):
-            metrics.count_redis_error()
+            return await self.redis.ping_even_if_open()
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, None)
             return False
 
     # --- session state cache ----------------------------------------------------------
@@ -77,22 +189,49 @@ class SharedState:
                 ex=max(1, ttl_seconds),
                 nx=active,
             )
-        except (RedisError, OSError):
-            metrics.count_redis_error()
+        except (RedisError, OSError) as exc:
             # The database row is the record; readers fall back to it when Redis fails.
-            log.warning("redis.session_cache_write_failed")
+            _note_failure(exc, "redis.session_cache_write_failed")
+            if not active:
+                self._keep_unsent_revocation(session_id, ttl_seconds)
 
     async def cached_session_state(self, session_id: str) -> bool | None:
         """True (active) or False (revoked) from Redis; None when unknown or unreachable."""
         if self.redis is None:
             return None
+        if self._unsent_revocations:
+            await self._send_unsent_revocations()
         try:
             value = await self.redis.get(self._session_key(session_id))
-        except (RedisError, OSError):
-            metrics.count_redis_error()
-            log.warning("redis.session_cache_read_failed")
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, "redis.session_cache_read_failed")
             return None
         return None if value is None else value == b"1"
+
+    def _keep_unsent_revocation(self, session_id: str, ttl_seconds: int) -> None:
+        self._unsent_revocations.pop(session_id, None)
+        self._unsent_revocations[session_id] = time.monotonic() + max(1, ttl_seconds)
+        while len(self._unsent_revocations) > MAX_UNSENT_REVOCATIONS:
+            del self._unsent_revocations[next(iter(self._unsent_revocations))]
+
+    async def _send_unsent_revocations(self) -> None:
+        """Revocations Redis missed while it did not answer, written before it is read
+        again: an "active" verdict it cached before the outage must not outlive them."""
+        assert self.redis is not None
+        now = time.monotonic()
+        due = {sid: int(at - now) for sid, at in self._unsent_revocations.items() if at > now}
+        try:
+            if due:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for sid, ttl in due.items():
+                        pipe.set(self._session_key(sid), b"0", ex=max(1, ttl))
+                    await pipe.execute()
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, "redis.session_cache_write_failed")
+            return
+        for sid in [*self._unsent_revocations]:
+            if sid in due or self._unsent_revocations[sid] <= now:
+                del self._unsent_revocations[sid]
 
     # --- caches: a hash of fields per key, each key expiring as a whole --------------------
     # A cache read that fails is a miss, and a write that fails is skipped: the database
@@ -104,9 +243,8 @@ class SharedState:
             return self._local_hashes.get(key, fields)
         try:
             return await self.redis.hmget(key, fields)
-        except (RedisError, OSError):
-            metrics.count_redis_error()
-            log.warning("redis.cache_read_failed")
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, "redis.cache_read_failed")
             return [None] * len(fields)
 
     async def cache_put(self, key: str, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
@@ -119,21 +257,20 @@ class SharedState:
                 pipe.hset(key, mapping=dict(values))
                 pipe.expire(key, ttl_seconds, nx=True)  # from the first write, like LocalHashes
                 await pipe.execute()
-        except (RedisError, OSError):
-            metrics.count_redis_error()
-            log.warning("redis.cache_write_failed")
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, "redis.cache_write_failed")
 
     # --- counters (failed logins, request rates) ----------------------------------------
     # Redis counters are shared by every instance; when Redis does not answer, each process
     # keeps counting in memory rather than letting requests through unlimited.
 
     async def _with_fallback(self, call: str, item: RateLimitItem, *keys: str) -> object:
-        if self._shared_limiter is not None:
+        shared = self._shared_limiter
+        if shared is not None:
             try:
-                return await getattr(self._shared_limiter, call)(item, *keys)
-            except Exception:  # limits wraps every storage failure differently
-                metrics.count_redis_error()
-                log.warning("redis.rate_limit_unavailable")
+                return await self.guard.run(lambda: getattr(shared, call)(item, *keys))
+            except Exception as exc:  # limits wraps every storage failure differently
+                _note_failure(exc, "redis.rate_limit_unavailable")
         return await getattr(self._local_limiter, call)(item, *keys)
 
     async def limit_state(self, item: RateLimitItem, *keys: str) -> LimitState:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ehass.appointments.models import Appointment, Status
+from ehass.shared import CircuitOpenError, GuardedRedis, RedisGuard
 
 log = structlog.get_logger("ehass.web.events")
 _PENDING = "ehass.web.slot_changes"
@@ -120,7 +121,8 @@ def listen_to_the_orm() -> None:
 class SlotEvents:
     """Subscribers per doctor in this process, fed locally or from Redis."""
 
-    # Publishing uses the app's shared client; listening needs a connection of its own.
+    # Publishing uses the app's shared client (through its circuit breaker when it is a
+    # GuardedRedis); listening needs a connection of its own.
     publisher: Redis | None = None
     redis_url: str | None = None
     channel: str = "ehass:web:slots"
@@ -128,6 +130,10 @@ class SlotEvents:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _listener: asyncio.Task[None] | None = None
     _redis: Redis | None = None
+
+    @property
+    def guard(self) -> RedisGuard | None:
+        return self.publisher.guard if isinstance(self.publisher, GuardedRedis) else None
 
     def publish_soon(self, change: SlotChange) -> None:
         """From synchronous code running on the event loop (the ORM's commit hook)."""
@@ -140,6 +146,8 @@ class SlotEvents:
             try:
                 await self.publisher.publish(self.channel, change.as_json())
                 return
+            except CircuitOpenError:
+                pass  # Redis is known to be down: not asked, and not logged per change
             except (RedisError, OSError):
                 log.warning("slot_events.redis_publish_failed")
         self.deliver(change)  # no Redis, or it failed: at least this process's pages hear
@@ -183,8 +191,11 @@ class SlotEvents:
                     except (ValueError, KeyError, TypeError):
                         log.warning("slot_events.bad_message")
             except (RedisError, OSError):
-                log.warning("slot_events.redis_unavailable", retry_in_seconds=delay)
-                await asyncio.sleep(delay)
+                # While the shared client's circuit is open Redis is known to be down: no
+                # reconnecting before requests would ask it again either.
+                wait = max(delay, self.guard.breaker.seconds_until_probe() if self.guard else 0)
+                log.warning("slot_events.redis_unavailable", retry_in_seconds=wait)
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, 10.0)
             finally:
                 with contextlib.suppress(RedisError, OSError):
