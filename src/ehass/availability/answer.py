@@ -3,8 +3,7 @@
 Each cached day (`CachedDay`) keeps its free starts, the holds that could block them, and
 its slot objects already serialised exactly as the response writes them. A day that lies
 wholly in the asked range, after `now`, with no live hold, is copied as it is; any other
-day is filtered slot by slot, the same way `slots.offered_starts` filters numbers, so the
-answer is what `slots.free_slots` would give.
+day is filtered slot by slot, so the answer is what `slots.free_slots` would give.
 
 Pure: no I/O, no clock; `now` is passed in.
 """
