@@ -56,8 +56,8 @@ def slots_json(
     pieces: list[bytes] = []
     bounds: list[int] = []  # the first and last start of each piece, to check the order
     for day in days:
-        if not day.starts:
-            continue
+        if not day.starts or day.starts[-1] < earliest or day.starts[0] >= end:
+            continue  # past, or one of the spare days around the range
         live = _live(day, now)
         if not live and earliest <= day.starts[0] and day.starts[-1] < end:
             pieces.append(day.slots_json)
