@@ -413,3 +413,19 @@ async def test_cached_answers_are_the_bytes_of_the_uncached_one(
     off = runtime.settings.model_copy(update={"slot_cache_seconds": 0})
     app.state.runtime = dataclasses.replace(runtime, settings=off)
     assert (await api("GET", path, params=params)).content == expected.encode()
+
+
+async def test_a_move_whose_old_time_was_never_loaded_raises_the_hours_version(
+    session: AsyncSession, factories: Factories, people: dict[str, Any]
+) -> None:
+    """Without the old time the old day cannot be told, so every day of the doctor goes."""
+    appointment = await factories.appointment(
+        patient=people["patient"], doctor=people["doctor"], at=datetime(2026, 12, 2, 9, tzinfo=UTC)
+    )
+    await session.commit()
+    hours = await version(session, people["doctor_id"])
+    session.expire(appointment)
+    appointment.scheduled_at = datetime(2026, 12, 3, 9, tzinfo=UTC)
+    appointment.ends_at = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    await session.commit()
+    assert (await version(session, people["doctor_id"]) or 0) > (hours or 0)
