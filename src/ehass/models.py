@@ -3,7 +3,12 @@
 from ehass.appointments.models import Appointment, IdempotencyRecord
 from ehass.audit.models import AuditChainHead, AuditEntry
 from ehass.auth.models import AccountToken, MfaFactor, RecoveryCode, RefreshToken, UserSession
-from ehass.availability.models import AvailabilityOverride, ScheduleVersion, WeeklyWindow
+from ehass.availability.models import (
+    AvailabilityOverride,
+    ScheduleDayVersion,
+    ScheduleVersion,
+    WeeklyWindow,
+)
 from ehass.calendars.models import CalendarFeed
 from ehass.core.base import Base
 from ehass.doctors.models import Doctor
@@ -27,6 +32,7 @@ __all__ = [
     "Patient",
     "RecoveryCode",
     "RefreshToken",
+    "ScheduleDayVersion",
     "ScheduleVersion",
     "SlotHold",
     "User",

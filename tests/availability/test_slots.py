@@ -12,14 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
+from ehass.availability import answer, cache
 from ehass.availability import slots as slot_rules
+from ehass.availability.schemas import SlotRead
 from ehass.availability.slots import (
     Schedule,
     Slot,
     Window,
     free_slots,
-    offered_starts,
     open_slots,
     slot_at,
     slots_between,
@@ -774,44 +776,57 @@ def test_property_free_slots(
         assert (s in free) == (not past and not clash)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     cases(),
     st.floats(0, 1),
-    st.lists(st.tuples(st.floats(0, 1), st.integers(1, 600), st.booleans()), max_size=6),
+    st.lists(
+        st.tuples(st.floats(0, 1), st.integers(1, 600), st.sampled_from([None, -1, 1])),
+        max_size=6,
+    ),
 )
 def test_property_cached_days_give_the_free_slots(
     case: tuple[Schedule, datetime, datetime],
     now_at: float,
-    busy_spec: list[tuple[float, int, bool]],
+    busy_spec: list[tuple[float, int, int | None]],
 ) -> None:
-    """What the slot cache keeps (each local day's slots minus appointments, whenever it
-    was computed) and filters at reading (range, now, holds) is exactly `free_slots`."""
+    """What the slot cache keeps (each local day's slots minus appointments, with the holds
+    over them, serialised, whenever it was computed) and composes at reading (range, now,
+    holds that have not run out) is byte for byte `free_slots` through the response model."""
     sched, start, end = case
     span = end - start
     now = start + span * now_at
+    # None: an appointment; -1 / 1: a hold that ran out a minute before now / runs out after.
     intervals = [
-        (start + span * f, start + span * f + timedelta(minutes=m), is_hold)
-        for f, m, is_hold in busy_spec
+        (start + span * f, start + span * f + timedelta(minutes=m), hold)
+        for f, m, hold in busy_spec
     ]
-    appointments = [(b0, b1) for b0, b1, is_hold in intervals if not is_hold]
-    holds = [(b0, b1) for b0, b1, is_hold in intervals if is_hold]
-    days = slot_rules.local_days(sched.timezone, start=start, end=end)
-    kept = [
-        int(slot.start.timestamp())
-        for day in days
-        for slot in open_slots(sched, day, busy=appointments)
+    appointments = [(b0, b1) for b0, b1, hold in intervals if hold is None]
+    holds = [
+        (b0.timestamp(), b1.timestamp(), (now + timedelta(minutes=hold)).timestamp())
+        for b0, b1, hold in intervals
+        if hold is not None
     ]
-    answer = offered_starts(
-        kept,
-        length=sched.slot_minutes * 60,
-        start=start.timestamp(),
-        end=end.timestamp(),
-        now=now.timestamp(),
-        busy=[(b0.timestamp(), b1.timestamp()) for b0, b1 in holds],
+    length = sched.slot_minutes * 60
+    days = []
+    for day in slot_rules.local_days(sched.timezone, start=start, end=end):
+        day_slots = open_slots(sched, day, busy=appointments)
+        first = day_slots[0].start.timestamp() if day_slots else 0
+        last = day_slots[-1].start.timestamp() + length if day_slots else 0
+        days.append(cache.day_of(day_slots, [h for h in holds if h[0] < last and first < h[1]]))
+    composed = answer.slots_json(
+        days, length=length, start=start.timestamp(), end=end.timestamp(), now=now.timestamp()
     )
-    free = free_slots(sched, start=start, end=end, now=now, busy=appointments + holds)
-    assert answer == [int(slot.start.timestamp()) for slot in free]
+    live = [
+        (datetime.fromtimestamp(h0, UTC), datetime.fromtimestamp(h1, UTC))
+        for h0, h1, expires in holds
+        if expires > now.timestamp()
+    ]
+    free = free_slots(sched, start=start, end=end, now=now, busy=appointments + live)
+    expected = TypeAdapter(list[SlotRead]).dump_json(
+        [SlotRead(start=s.start, end=s.end) for s in free]
+    )
+    assert b"[" + composed + b"]" == expected
 
 
 @settings(max_examples=200, deadline=None)

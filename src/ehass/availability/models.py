@@ -42,7 +42,9 @@ class AvailabilityOverride(IntIdMixin, Base):
 
 
 class ScheduleVersion(Base):
-    """Raised by every commit that changes a doctor's free time (availability/versions.py).
+    """The doctor's hours version: raised by every commit that changes what all of the
+    doctor's days are built from (hours, overrides, zone, slot length), or by a bulk
+    statement that names no doctor (availability/versions.py).
 
     No foreign key: the row is bookkeeping for caches, and is written last in a transaction,
     after everything it counts. A doctor without a row is never served from a cache.
@@ -52,3 +54,16 @@ class ScheduleVersion(Base):
 
     doctor_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ScheduleDayVersion(Base):
+    """One local day's version: raised by every commit that changes an appointment or a
+    hold whose time overlaps a slot of that day (availability/versions.py). A day without
+    a row is at version 0; rows are only ever raised, never deleted.
+    """
+
+    __tablename__ = "schedule_day_versions"
+
+    doctor_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    local_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

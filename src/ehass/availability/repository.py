@@ -1,31 +1,72 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, Status
-from ehass.availability.models import AvailabilityOverride, ScheduleVersion, WeeklyWindow
+from ehass.availability.models import (
+    AvailabilityOverride,
+    ScheduleDayVersion,
+    ScheduleVersion,
+    WeeklyWindow,
+)
 from ehass.core.pagination import possible_id
 from ehass.doctors.models import Doctor
 from ehass.users.models import User
 
 
-async def active_doctor_version(
-    session: AsyncSession, doctor_id: int
-) -> tuple[Doctor, int | None] | None:
-    """The doctor when active, with its schedule version (None when it has no row yet)."""
+@dataclass(frozen=True, slots=True)
+class DoctorVersions:
+    """An active doctor's schedule rules with the versions the slot cache is keyed by."""
+
+    id: int
+    timezone: str
+    slot_minutes: int
+    hours_version: int | None  # None: no row yet, so nothing may be served from a cache
+    day_versions: dict[date, int]  # the days with a row; any other day is at 0
+
+
+async def doctor_versions(
+    session: AsyncSession, doctor_id: int, *, first: date, last: date
+) -> DoctorVersions | None:
+    """The doctor when active, its hours version and the versions of its days in
+    [first, last], in one statement (one row per day that has a version row)."""
     if not possible_id(doctor_id):
         return None
+    days = ScheduleDayVersion
     query = (
-        select(Doctor, ScheduleVersion.version)
+        select(
+            Doctor.id,
+            Doctor.timezone,
+            Doctor.slot_minutes,
+            ScheduleVersion.version.label("hours_version"),
+            days.local_date,
+            days.version.label("day_version"),
+        )
         .join(User, Doctor.user_id == User.id)
         .outerjoin(ScheduleVersion, ScheduleVersion.doctor_id == Doctor.id)
+        .outerjoin(
+            days,
+            and_(days.doctor_id == Doctor.id, days.local_date >= first, days.local_date <= last),
+        )
         .where(Doctor.id == doctor_id, User.is_active.is_(True))
     )
-    row = (await session.execute(query)).first()
-    return None if row is None else (row[0], row[1])
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return None
+    top = rows[0]
+    return DoctorVersions(
+        id=top.id,
+        timezone=top.timezone,
+        slot_minutes=top.slot_minutes,
+        hours_version=top.hours_version,
+        day_versions={
+            row.local_date: row.day_version for row in rows if row.local_date is not None
+        },
+    )
 
 
 async def weekly_windows(session: AsyncSession, doctor_id: int) -> list[WeeklyWindow]:

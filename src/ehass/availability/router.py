@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from ehass.availability import service
 from ehass.availability.schemas import AvailabilityRead, AvailabilityUpdated, AvailabilityWrite
@@ -13,6 +13,8 @@ from ehass.openapi import problems
 router = APIRouter(prefix="/doctors", tags=["availability"])
 
 
+# The answer is put together as JSON bytes (availability/cache.py); `response_model` only
+# describes it in the OpenAPI schema, since FastAPI does not validate a returned Response.
 @router.get(
     "/{doctorId}/availability", response_model=AvailabilityRead, responses=problems(404, 422)
 )
@@ -31,8 +33,9 @@ async def read_availability(
             description="Slots starting before this. Default: `from` + 7 days; at most 62 days.",
         ),
     ] = None,
-) -> AvailabilityRead:
-    return await service.read(session, rt, doctor_id=doctor_id, start=start, end=end)
+) -> Response:
+    body = await service.read_json(session, rt, doctor_id=doctor_id, start=start, end=end)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

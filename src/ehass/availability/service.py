@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment
 from ehass.audit import service as audit
-from ehass.availability import cache, repository
+from ehass.availability import answer, cache, repository
+from ehass.availability.answer import CachedDay
 from ehass.availability.models import AvailabilityOverride, WeeklyWindow
+from ehass.availability.repository import DoctorVersions
 from ehass.availability.schemas import (
     DAYS,
     AvailabilityRead,
@@ -27,7 +29,6 @@ from ehass.availability.slots import (
     Window,
     free_slots,
     local_days,
-    offered_starts,
     open_slots,
     slot_at,
 )
@@ -46,6 +47,7 @@ MAX_SLOT = timedelta(minutes=240)
 # Generous bounds for `from` and `to`; beyond them the date arithmetic below overflows.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+_DAY = timedelta(days=1)
 
 
 def _windows(raw: list[dict[str, str]]) -> list[Window]:
@@ -53,7 +55,9 @@ def _windows(raw: list[dict[str, str]]) -> list[Window]:
 
 
 def _schedule(
-    doctor: Doctor, weekly: list[WeeklyWindow], overrides: list[AvailabilityOverride]
+    doctor: Doctor | DoctorVersions,
+    weekly: list[WeeklyWindow],
+    overrides: list[AvailabilityOverride],
 ) -> Schedule:
     by_day: dict[int, list[Window]] = {}
     for w in weekly:
@@ -66,7 +70,7 @@ def _schedule(
     )
 
 
-def _local_date(doctor: Doctor, at: datetime) -> date:
+def _local_date(doctor: Doctor | DoctorVersions, at: datetime) -> date:
     return at.astimezone(ZoneInfo(doctor.timezone)).date()
 
 
@@ -124,11 +128,13 @@ async def _describe(
 ) -> dict[str, object]:
     """The body of an Availability, with the overrides from today on."""
     overrides = await repository.overrides_between(session, doctor.id, _local_date(doctor, now))
+    weekly_read, overrides_read = _hours(weekly, overrides)
     return {
         "doctor_id": doctor.id,
         "timezone": doctor.timezone,
         "slot_minutes": doctor.slot_minutes,
-        **_hours(weekly, overrides),
+        "weekly": weekly_read,
+        "overrides": overrides_read,
         "slots": [SlotRead(start=s.start, end=s.end) for s in slots],
     }
 
@@ -141,106 +147,135 @@ async def read(
     start: datetime | None,
     end: datetime | None,
 ) -> AvailabilityRead:
-    """The doctor's hours and free slots in [start, end), from the slot cache where it has
-    them (cache.py); what it lacks is read here and stored for the next reader."""
+    """The doctor's hours and free slots in [start, end), as `read_json` answers them."""
+    raw = await read_json(session, rt, doctor_id=doctor_id, start=start, end=end)
+    return AvailabilityRead.model_validate_json(raw)
+
+
+async def read_json(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    doctor_id: int,
+    start: datetime | None,
+    end: datetime | None,
+) -> bytes:
+    """The doctor's hours and free slots in [start, end) as the JSON of an AvailabilityRead,
+    from the slot cache where it has them (cache.py); what it lacks is read here and stored
+    for the next reader."""
     now = rt.clock.now()
     start, end = _range(start, end, now)
-    found = await repository.active_doctor_version(session, doctor_id)
-    if found is None:
-        raise DoctorNotFoundError(f"No active doctor {doctor_id}.")
-    doctor, version = found
-    days = local_days(ZoneInfo(doctor.timezone), start=start, end=end)
-    ttl = rt.settings.slot_cache_seconds
-    if version is None or ttl == 0:
-        version, cached = None, cache.Cached()
-    else:
-        cached = await cache.load(rt.shared, doctor_id=doctor.id, version=version, days=days)
-    fresh = await _complete(session, doctor, cached, days=days, now=now)
-    if version is not None:
-        await cache.store(
-            rt.shared, doctor_id=doctor.id, version=version, ttl_seconds=ttl, fresh=fresh
-        )
-    hours = cached.hours if cached.hours is not None else fresh.hours
-    assert hours is not None  # _complete reads the hours whenever the cache lacks them
-    holds = fresh.holds if cached.holds is None else cached.holds
-    by_day = {**cached.days, **fresh.days}
-    length = doctor.slot_minutes * 60
-    now_ts = now.timestamp()
-    starts = offered_starts(
-        (t for day in days for t in by_day[day]),
-        length=length,
-        start=start.timestamp(),
-        end=end.timestamp(),
-        now=now_ts,
-        busy=[(h_start, h_end) for h_start, h_end, expires in holds or () if expires > now_ts],
+    # Each instant's local date lies within a day of its UTC date in every zone, and
+    # local_days adds a day each side: these bounds hold every day it can name.
+    doctor = await repository.doctor_versions(
+        session,
+        doctor_id,
+        first=start.astimezone(UTC).date() - 2 * _DAY,
+        last=end.astimezone(UTC).date() + 2 * _DAY,
     )
-    today = _local_date(doctor, now).isoformat()
-    # Validated once, as a whole; pydantic reads the Unix seconds as UTC instants.
-    return AvailabilityRead.model_validate(
-        {
-            "doctor_id": doctor.id,
-            "timezone": doctor.timezone,
-            "slot_minutes": doctor.slot_minutes,
-            "weekly": hours["weekly"],
-            "overrides": [o for o in hours["overrides"] if o["date"] >= today],
-            "slots": [{"start": t, "end": t + length} for t in starts],
-        }
+    if doctor is None:
+        raise DoctorNotFoundError(f"No active doctor {doctor_id}.")
+    days = {
+        day: doctor.day_versions.get(day, 0)
+        for day in local_days(ZoneInfo(doctor.timezone), start=start, end=end)
+    }
+    ttl = rt.settings.slot_cache_seconds
+    hours_version = None if ttl == 0 else doctor.hours_version
+    cached = cache.Cached()
+    if hours_version is not None:
+        cached = await cache.load(
+            rt.shared, doctor_id=doctor.id, hours_version=hours_version, days=days
+        )
+    fresh = await _complete(session, doctor, cached, days=list(days), now=now)
+    if hours_version is not None:
+        await cache.store(
+            rt.shared,
+            doctor_id=doctor.id,
+            hours_version=hours_version,
+            days=days,
+            ttl_seconds=ttl,
+            fresh=fresh,
+        )
+    hours = cached.hours or fresh.hours
+    assert hours is not None  # _complete reads the hours whenever the cache lacks them
+    by_day = {**cached.days, **fresh.days}
+    return cache.render(
+        doctor_id=doctor.id,
+        timezone=doctor.timezone,
+        slot_minutes=doctor.slot_minutes,
+        hours=hours,
+        today=_local_date(doctor, now),
+        slots_json=answer.slots_json(
+            [by_day[day] for day in days],
+            length=doctor.slot_minutes * 60,
+            start=start.timestamp(),
+            end=end.timestamp(),
+            now=now.timestamp(),
+        ),
     )
 
 
 async def _complete(
-    session: AsyncSession, doctor: Doctor, cached: cache.Cached, *, days: list[date], now: datetime
+    session: AsyncSession,
+    doctor: DoctorVersions,
+    cached: cache.Cached,
+    *,
+    days: list[date],
+    now: datetime,
 ) -> cache.Cached:
     """What `cached` lacks, read from the database."""
     fresh = cache.Cached()
     missing = [day for day in days if day not in cached.days]
     if cached.hours is None or missing:
         weekly = await repository.weekly_windows(session, doctor.id)
-        yesterday = _local_date(doctor, now) - timedelta(days=1)
+        yesterday = _local_date(doctor, now) - _DAY
         overrides = await repository.overrides_between(session, doctor.id, min(days[0], yesterday))
-        fresh.hours = _hours(weekly, [o for o in overrides if o.on_date >= yesterday])
+        fresh.hours = cache.Hours.of(
+            *_hours(weekly, [o for o in overrides if o.on_date >= yesterday])
+        )
         if missing:
             schedule = _schedule(doctor, weekly, overrides)
-            fresh.days = await _open_days(session, doctor, schedule, missing)
-    if cached.holds is None:
-        holds = await holds_repository.live_of_doctor(session, doctor_id=doctor.id, now=now)
-        fresh.holds = [(s.timestamp(), e.timestamp(), x.timestamp()) for s, e, x in holds]
+            fresh.days = await _open_days(session, doctor.id, schedule, missing, now=now)
     return fresh
 
 
 def _hours(
     weekly: list[WeeklyWindow], overrides: list[AvailabilityOverride]
-) -> dict[str, list[dict[str, object]]]:
-    """The working hours as the API answers them (JSON), to cache beside the slots."""
-    return {
-        "weekly": [
-            WeeklyWindowRead(day=DAYS[w.weekday], start=w.start_time, end=w.end_time).model_dump(
-                mode="json"
-            )
-            for w in weekly
-        ],
-        "overrides": [
+) -> tuple[list[WeeklyWindowRead], list[OverrideRead]]:
+    """The working hours as the API answers them."""
+    return (
+        [WeeklyWindowRead(day=DAYS[w.weekday], start=w.start_time, end=w.end_time) for w in weekly],
+        [
             OverrideRead(
                 date=o.on_date,
                 windows=[WindowRead(start=w.start, end=w.end) for w in _windows(o.windows)],
-            ).model_dump(mode="json")
+            )
             for o in overrides
         ],
-    }
+    )
 
 
 async def _open_days(
-    session: AsyncSession, doctor: Doctor, schedule: Schedule, days: list[date]
-) -> dict[date, list[int]]:
-    """Each day's slots that no appointment takes (holds and the time of asking aside)."""
+    session: AsyncSession, doctor_id: int, schedule: Schedule, days: list[date], *, now: datetime
+) -> dict[date, CachedDay]:
+    """Each day's slots that no appointment takes (the time of asking aside), with the
+    holds live now that overlap them."""
     tz = schedule.timezone
     span_start = datetime.combine(days[0], time(), tz).astimezone(UTC) - MAX_SLOT
-    span_end = datetime.combine(days[-1] + timedelta(days=1), time(), tz).astimezone(UTC)
-    busy = await repository.busy_intervals(session, doctor.id, span_start, span_end + MAX_SLOT)
-    return {
-        day: [int(slot.start.timestamp()) for slot in open_slots(schedule, day, busy=busy)]
-        for day in days
-    }
+    span_end = datetime.combine(days[-1] + _DAY, time(), tz).astimezone(UTC)
+    busy = await repository.busy_intervals(session, doctor_id, span_start, span_end + MAX_SLOT)
+    holds = [
+        (s.timestamp(), e.timestamp(), x.timestamp())
+        for s, e, x in await holds_repository.live_of_doctor(session, doctor_id=doctor_id, now=now)
+    ]
+    length = schedule.slot_minutes * 60
+    entries = {}
+    for day in days:
+        slots = open_slots(schedule, day, busy=busy)
+        first = slots[0].start.timestamp() if slots else 0.0
+        last = slots[-1].start.timestamp() + length if slots else 0.0
+        entries[day] = cache.day_of(slots, [h for h in holds if h[0] < last and first < h[1]])
+    return entries
 
 
 async def _free(

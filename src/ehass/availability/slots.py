@@ -29,7 +29,6 @@ __all__ = [
     "Window",
     "free_slots",
     "local_days",
-    "offered_starts",
     "open_slots",
     "slot_at",
     "slots_between",
@@ -189,27 +188,6 @@ def open_slots(
     what a cache may keep per day, since it does not depend on the time of asking."""
     blocked = _utc_intervals(busy)
     return [slot for slot in _day_slots(schedule, day) if not _overlaps(slot, blocked)]
-
-
-def offered_starts(
-    starts: Iterable[int],
-    *,
-    length: int,
-    start: float,
-    end: float,
-    now: float,
-    busy: Iterable[tuple[float, float]] = (),
-) -> list[int]:
-    """Of slot starts in Unix seconds (each slot ``length`` seconds long), those in
-    [start, end) and not before ``now`` that no ``busy`` interval overlaps, sorted: what
-    :func:`free_slots` answers, worked out on numbers (the slot cache keeps them so)."""
-    earliest = max(start, now)
-    blocked = list(busy)
-    return sorted(
-        t
-        for t in starts
-        if earliest <= t < end and not any(b0 < t + length and t < b1 for b0, b1 in blocked)
-    )
 
 
 def free_slots(
