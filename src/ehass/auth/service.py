@@ -352,8 +352,7 @@ async def authenticate(session: AsyncSession, rt: Runtime, *, token: str) -> Pri
     now = rt.clock.now()
     try:
         claims = rt.signer.verify(token, now=now)
-        Role(claims.role)
-    except (InvalidToken, ValueError) as exc:
+    except InvalidToken as exc:
         raise NotAuthenticatedError("The access token is invalid or expired.") from exc
     account = await session_cache.load(session, rt, session_id=claims.session_id, now=now)
     if account is None or not account.usable(now):
