@@ -99,3 +99,18 @@ async def test_a_weeks_availability_runs_a_fixed_number_of_statements(
         api, engine, f"{path}?from=2026-12-01T00:00:00Z&to=2027-01-31T00:00:00Z", None
     )
     assert day == weeks
+
+
+@pytest.mark.parametrize("who", ["patient", "doctor", "admin"])
+async def test_authenticating_a_known_session_runs_no_statement(
+    api: Any, engine: AsyncEngine, populated: dict[str, Any], who: str
+) -> None:
+    """After a session's first request its account comes from the session cache: an
+    authenticated list runs only its own statements (one, for the appointments)."""
+    token = populated[who]
+    await api("GET", "/appointments?limit=1", token=token)
+    with counted(engine) as statements:
+        response = await api("GET", "/appointments?limit=1", token=token)
+    assert response.status_code == 200, response.text
+    assert not [s for s in statements if "sessions" in s.lower()], statements
+    assert len(statements) == 1, statements

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -289,6 +290,79 @@ class SharedState:
         stats = await self._with_fallback("get_window_stats", item, *keys)
         return max(1.0, stats.reset_time - time.time())  # type: ignore[attr-defined]
 
+    # --- session accounts: what authentication needs of a session, shared by every instance
+    # Two keys per session. `session:{id}` = "0" marks it revoked (the format of the
+    # verdict cache before; instances of that version still read and write it). Next to it,
+    # `session-account:{id}` holds the encoded account the session belongs to. A revocation
+    # mark always wins, so an account write racing a revocation can never revive a session.
+
+    def _session_account_key(self, session_id: str) -> str:
+        return f"{self.prefix}:session-account:{session_id}"
+
+    @property
+    def _local_sessions(self) -> LocalSessions:
+        # Without Redis the stand-in is shared by every app of the process under this prefix,
+        # so two apps in one process see each other's writes as two instances would.
+        return LocalSessions.for_prefix(self.prefix)
+
+    async def session_account(self, session_id: str) -> tuple[bool, bytes | None]:
+        """(revoked, the encoded account); (False, None) when unknown or unreachable."""
+        if self.redis is None:
+            if not LocalSessions.usable():
+                return False, None
+            return self._local_sessions.get(session_id)
+        try:
+            mark, account = await self.redis.mget(
+                self._session_key(session_id), self._session_account_key(session_id)
+            )
+        except (RedisError, OSError):
+            metrics.count_redis_error()
+            log.warning("redis.session_cache_read_failed")
+            return False, None
+        return mark == b"0", account
+
+    async def put_session_accounts(
+        self, accounts: Mapping[str, tuple[bytes, int]], *, replace: bool
+    ) -> None:
+        """Stores {session id: (encoded account, ttl seconds)}. `replace=False` is a reader
+        filling a miss: it never overwrites what a writer stored meanwhile."""
+        if not accounts:
+            return
+        if self.redis is None:
+            if LocalSessions.usable():
+                for session_id, (value, ttl) in accounts.items():
+                    self._local_sessions.put(session_id, value, ttl_seconds=ttl, replace=replace)
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session_id, (value, ttl) in accounts.items():
+                    pipe.set(
+                        self._session_account_key(session_id), value, ex=max(1, ttl), nx=not replace
+                    )
+                await pipe.execute()
+        except (RedisError, OSError):
+            metrics.count_redis_error()
+            log.warning("redis.session_cache_write_failed")
+
+    async def revoke_session_accounts(self, ttls: Mapping[str, int]) -> None:
+        """Marks {session id: ttl seconds} revoked, in one round trip for all of them."""
+        if not ttls:
+            return
+        if self.redis is None:
+            if LocalSessions.usable():
+                for session_id, ttl in ttls.items():
+                    self._local_sessions.revoke(session_id, ttl_seconds=ttl)
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session_id, ttl in ttls.items():
+                    pipe.set(self._session_key(session_id), b"0", ex=max(1, ttl))
+                await pipe.execute()
+        except (RedisError, OSError):
+            metrics.count_redis_error()
+            # The database row is the record; readers fall back to it when Redis fails.
+            log.warning("redis.session_cache_write_failed")
+
 
 class LocalHashes:
     """The in-process stand-in for the Redis cache hashes: least recently used keys go
@@ -313,5 +387,50 @@ class LocalHashes:
             self._entries[key] = entry
         entry[1].update(values)
         self._entries.move_to_end(key)
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)
+
+
+class LocalSessions:
+    """The in-process stand-in for the session keys: revocation marks and accounts, least
+    recently used first out beyond `max_keys`, each expiring after its own ttl."""
+
+    _by_prefix: dict[str, LocalSessions] = {}  # one store per process and key prefix
+
+    def __init__(self, max_keys: int = 16384) -> None:
+        self.max_keys = max_keys
+        self._entries: OrderedDict[str, tuple[float, bytes | None]] = OrderedDict()
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> LocalSessions:
+        return cls._by_prefix.setdefault(prefix, cls())
+
+    @staticmethod
+    def usable() -> bool:
+        """Not in a process uvicorn started as one of several workers: a logout there must
+        reach its siblings, which only the database (or Redis) can tell them."""
+        return multiprocessing.parent_process() is None
+
+    def get(self, session_id: str) -> tuple[bool, bytes | None]:
+        entry = self._entries.get(session_id)
+        if entry is None or entry[0] <= time.monotonic():
+            self._entries.pop(session_id, None)
+            return False, None
+        self._entries.move_to_end(session_id)
+        return entry[1] is None, entry[1]
+
+    def put(self, session_id: str, value: bytes, *, ttl_seconds: int, replace: bool) -> None:
+        current = self._entries.get(session_id)
+        live = current is not None and current[0] > time.monotonic()
+        if live and current is not None and (current[1] is None or not replace):
+            return  # a revocation stays; a reader's fill never overwrites a writer's
+        self._store(session_id, value, ttl_seconds)
+
+    def revoke(self, session_id: str, *, ttl_seconds: int) -> None:
+        self._store(session_id, None, ttl_seconds)
+
+    def _store(self, session_id: str, value: bytes | None, ttl_seconds: int) -> None:
+        self._entries[session_id] = (time.monotonic() + max(1, ttl_seconds), value)
+        self._entries.move_to_end(session_id)
         while len(self._entries) > self.max_keys:
             self._entries.popitem(last=False)

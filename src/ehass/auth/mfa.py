@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.audit import service as audit
+from ehass.auth import session_cache
 from ehass.auth.models import MfaFactor, RecoveryCode
 from ehass.core.passwords import verify_password
 from ehass.core.principal import Principal
@@ -93,6 +94,7 @@ async def confirm(
     codes = [secrets.token_hex(8) for _ in range(RECOVERY_CODES)]
     session.add_all(RecoveryCode(user_id=principal.user_id, code_hash=token_hash(c)) for c in codes)
     await session.flush()
+    await session_cache.account_changed(session, rt, user_id=principal.user_id)
     audit.record(session, at=now, action="mfa.enable", entity="user", entity_id=principal.user_id)
     return codes
 
@@ -111,6 +113,8 @@ async def disable(
         .where(RecoveryCode.user_id == principal.user_id, RecoveryCode.used_at.is_(None))
         .values(used_at=rt.clock.now())
     )
+    await session.flush()
+    await session_cache.account_changed(session, rt, user_id=principal.user_id)
     audit.record(
         session, at=rt.clock.now(), action="mfa.disable", entity="user", entity_id=principal.user_id
     )

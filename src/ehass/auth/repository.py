@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from ehass.auth.models import AccountToken, RefreshToken, UserSession
-from ehass.users.models import User
+from ehass.auth.models import AccountToken, MfaFactor, RefreshToken, UserSession
+from ehass.doctors.models import Doctor
+from ehass.users.models import Patient, User
 
 
 async def find_refresh(
@@ -34,13 +36,41 @@ async def claim_refresh(session: AsyncSession, token_id: int, *, now: datetime) 
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-async def session_status(
-    session: AsyncSession, session_id: str
-) -> Row[tuple[datetime | None, datetime]] | None:
-    query = select(UserSession.revoked_at, UserSession.expires_at).where(
-        UserSession.id == session_id
+def _session_accounts() -> Select[Any]:
+    """Each session with what authentication needs of its account, in one statement."""
+    return (
+        select(
+            UserSession.id,
+            UserSession.user_id,
+            UserSession.revoked_at,
+            UserSession.expires_at,
+            User.role,
+            User.is_active,
+            Patient.id.label("patient_id"),
+            Doctor.id.label("doctor_id"),
+            MfaFactor.confirmed_at.label("factor_confirmed_at"),
+        )
+        .join(User, UserSession.user_id == User.id)
+        .outerjoin(Patient, Patient.user_id == User.id)
+        .outerjoin(Doctor, Doctor.user_id == User.id)
+        .outerjoin(MfaFactor, MfaFactor.user_id == User.id)
     )
+
+
+async def session_account(session: AsyncSession, session_id: str) -> Row[Any] | None:
+    query = _session_accounts().where(UserSession.id == session_id)
     return (await session.execute(query)).first()
+
+
+async def live_session_accounts(
+    session: AsyncSession, *, user_id: int, now: datetime
+) -> list[Row[Any]]:
+    query = _session_accounts().where(
+        UserSession.user_id == user_id,
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > now,
+    )
+    return list((await session.execute(query)).all())
 
 
 async def revoke_sessions(

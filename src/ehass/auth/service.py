@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass import metrics
 from ehass.audit import service as audit
-from ehass.auth import mfa, repository
+from ehass.auth import mfa, repository, session_cache
 from ehass.auth.models import RefreshToken, UserSession
 from ehass.auth.schemas import TokenPair
 from ehass.core.passwords import hash_password, needs_rehash, verify_password
@@ -33,10 +33,6 @@ from ehass.users.models import User
 from ehass.users.repository import get_user_by_email
 
 log = structlog.get_logger("ehass.auth")
-
-# Redis keeps an "active" verdict briefly (a missed revocation heals within this time) and
-# a "revoked" one until the session could no longer be used anyway.
-ACTIVE_CACHE_SECONDS = 60
 
 
 class InvalidCredentialsError(NotAuthenticatedError):
@@ -295,9 +291,8 @@ async def _revoke(
         now=now,
         reason=reason,
     )
-    for sid, expires_at in revoked:
-        ttl = int((expires_at - now).total_seconds()) + 60
-        await rt.shared.cache_session_state(sid, active=False, ttl_seconds=ttl)
+    await session_cache.mark_revoked(rt, revoked, now)
+    for sid, _expires_at in revoked:
         audit.record(
             session,
             at=now,
@@ -338,29 +333,47 @@ async def current_session(session: AsyncSession, principal: Principal) -> UserSe
     return user_session
 
 
+class TokenMismatchError(NotAuthenticatedError):
+    """A validly signed token whose claims are not its session's account: only someone who
+    holds the signing secret can make one."""
+
+    slug = "token-mismatch"
+    title = "Token does not match its session"
+
+
 async def authenticate(session: AsyncSession, rt: Runtime, *, token: str) -> Principal:
-    """The caller behind a bearer token; 401 for a bad, expired or revoked one."""
+    """The caller behind a bearer token; 401 for a bad, expired or revoked one.
+
+    Who the caller is comes from the session's account, never from the token alone: a
+    token whose user, role, patient or doctor differs from its session's account is
+    refused. The account comes from the shared session cache; `session` is used only on a
+    miss, and an AsyncSession opens no connection before its first statement.
+    """
     now = rt.clock.now()
     try:
         claims = rt.signer.verify(token, now=now)
-        role = Role(claims.role)
-    except (InvalidToken, ValueError) as exc:
+    except InvalidToken as exc:
         raise NotAuthenticatedError("The access token is invalid or expired.") from exc
-    active = await rt.shared.cached_session_state(claims.session_id)
-    if active is None:
-        status = await repository.session_status(session, claims.session_id)
-        active = status is not None and status.revoked_at is None and status.expires_at > now
-        ttl = ACTIVE_CACHE_SECONDS if active else rt.settings.access_token_minutes * 60 + 60
-        await rt.shared.cache_session_state(claims.session_id, active=active, ttl_seconds=ttl)
-    if not active:
+    account = await session_cache.load(session, rt, session_id=claims.session_id, now=now)
+    if account is None or not account.usable(now):
         raise NotAuthenticatedError("The session has ended; log in again.")
+    if (claims.user_id, claims.role, claims.patient_id, claims.doctor_id) != (
+        account.user_id,
+        account.role,
+        account.patient_id,
+        account.doctor_id,
+    ):
+        log.warning("auth.token_mismatch", session_id=claims.session_id, user_id=account.user_id)
+        raise TokenMismatchError("The access token does not match its session; log in again.")
     return Principal(
-        user_id=claims.user_id,
-        role=role,
+        user_id=account.user_id,
+        role=account.role,
         session_id=claims.session_id,
-        patient_id=claims.patient_id,
-        doctor_id=claims.doctor_id,
-        mfa_pending=claims.mfa_pending,
+        patient_id=account.patient_id,
+        doctor_id=account.doctor_id,
+        # A token issued before enrolment stays limited until it is refreshed; one issued
+        # before the factor was removed is limited at once.
+        mfa_pending=claims.mfa_pending or account.mfa_pending(rt),
     )
 
 
