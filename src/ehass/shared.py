@@ -178,37 +178,6 @@ class SharedState:
     def _session_key(self, session_id: str) -> str:
         return f"{self.prefix}:session:{session_id}"
 
-    async def cache_session_state(self, session_id: str, *, active: bool, ttl_seconds: int) -> None:
-        """Remembers whether a session is usable; a no-op without Redis."""
-        if self.redis is None:
-            return
-        try:
-            # An "active" verdict never overwrites a revocation written meanwhile (nx).
-            await self.redis.set(
-                self._session_key(session_id),
-                b"1" if active else b"0",
-                ex=max(1, ttl_seconds),
-                nx=active,
-            )
-        except (RedisError, OSError) as exc:
-            # The database row is the record; readers fall back to it when Redis fails.
-            _note_failure(exc, "redis.session_cache_write_failed")
-            if not active:
-                self._keep_unsent_revocation(session_id, ttl_seconds)
-
-    async def cached_session_state(self, session_id: str) -> bool | None:
-        """True (active) or False (revoked) from Redis; None when unknown or unreachable."""
-        if self.redis is None:
-            return None
-        if self._unsent_revocations:
-            await self._send_unsent_revocations()
-        try:
-            value = await self.redis.get(self._session_key(session_id))
-        except (RedisError, OSError) as exc:
-            _note_failure(exc, "redis.session_cache_read_failed")
-            return None
-        return None if value is None else value == b"1"
-
     def _keep_unsent_revocation(self, session_id: str, ttl_seconds: int) -> None:
         self._unsent_revocations.pop(session_id, None)
         self._unsent_revocations[session_id] = time.monotonic() + max(1, ttl_seconds)
@@ -311,13 +280,14 @@ class SharedState:
             if not LocalSessions.usable():
                 return False, None
             return self._local_sessions.get(session_id)
+        if self._unsent_revocations:
+            await self._send_unsent_revocations()
         try:
             mark, account = await self.redis.mget(
                 self._session_key(session_id), self._session_account_key(session_id)
             )
-        except (RedisError, OSError):
-            metrics.count_redis_error()
-            log.warning("redis.session_cache_read_failed")
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, "redis.session_cache_read_failed")
             return False, None
         return mark == b"0", account
 
@@ -340,9 +310,8 @@ class SharedState:
                         self._session_account_key(session_id), value, ex=max(1, ttl), nx=not replace
                     )
                 await pipe.execute()
-        except (RedisError, OSError):
-            metrics.count_redis_error()
-            log.warning("redis.session_cache_write_failed")
+        except (RedisError, OSError) as exc:
+            _note_failure(exc, "redis.session_cache_write_failed")
 
     async def revoke_session_accounts(self, ttls: Mapping[str, int]) -> None:
         """Marks {session id: ttl seconds} revoked, in one round trip for all of them."""
@@ -358,10 +327,12 @@ class SharedState:
                 for session_id, ttl in ttls.items():
                     pipe.set(self._session_key(session_id), b"0", ex=max(1, ttl))
                 await pipe.execute()
-        except (RedisError, OSError):
-            metrics.count_redis_error()
-            # The database row is the record; readers fall back to it when Redis fails.
-            log.warning("redis.session_cache_write_failed")
+        except (RedisError, OSError) as exc:
+            # The database row is the record; readers fall back to it when Redis fails, and
+            # the marks are sent before this process next reads a session from Redis.
+            _note_failure(exc, "redis.session_cache_write_failed")
+            for session_id, ttl in ttls.items():
+                self._keep_unsent_revocation(session_id, ttl)
 
 
 class LocalHashes:

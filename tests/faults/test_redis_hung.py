@@ -93,7 +93,7 @@ async def test_every_redis_call_is_answered_at_once_once_the_circuit_opens(
         # The first calls each wait out the (short) socket timeout, and answer as when
         # Redis is down.
         for _ in range(BREAKER_FAILURES):
-            seconds = await _timed(shared.cached_session_state("s1"))
+            seconds = await _timed(shared.session_account("s1"))
             assert SOCKET_TIMEOUT * 0.8 <= seconds < SOCKET_TIMEOUT * 4
         assert _gauge("ehass_redis_circuit_open") == 1.0
         short_circuited = _gauge("ehass_redis_short_circuited_total") or 0.0
@@ -102,9 +102,9 @@ async def test_every_redis_call_is_answered_at_once_once_the_circuit_opens(
 
         # Every path to Redis now answers at once, without sending it a byte.
         with anyio.fail_after(0.5):
-            assert await shared.cached_session_state("s1") is None  # the database decides
-            await shared.cache_session_state("s1", active=False, ttl_seconds=60)
-            await shared.cache_session_state("s2", active=True, ttl_seconds=60)
+            assert await shared.session_account("s1") == (False, None)  # the database decides
+            await shared.revoke_session_accounts({"s1": 60})
+            await shared.put_session_accounts({"s2": (b"account", 60)}, replace=False)
             assert await shared.cache_get("slots:1:1", ["hours", "d:x"]) == [None, None]
             await shared.cache_put("slots:1:1", {"hours": b"x"}, ttl_seconds=60)
             received = asyncio.Queue[SlotChange]()
@@ -236,9 +236,10 @@ async def test_a_hung_redis_costs_its_timeout_only_a_few_times(
         for bearer in (token, doomed):
             answer = await call(server, "GET", "/api/v1/appointments", token=bearer)
             assert answer.status == 200, answer.describe()
-        # Redis holds the doomed session's "active" verdict; it would outlive the outage.
+        # Redis holds the doomed session's account; it would outlive the outage.
         doomed_key = f"{prefix}:session:{_session_id(doomed)}"
-        assert await redis.get(doomed_key) == b"1"
+        assert await redis.get(f"{prefix}:session-account:{_session_id(doomed)}") is not None
+        assert await redis.get(doomed_key) is None  # no revocation mark yet
 
         # What the same request costs with Redis answering, on this (shared, busy) machine.
         healthy = [(await call(server, "GET", "/api/v1/appointments", token=token)).seconds]
@@ -286,12 +287,12 @@ async def test_a_hung_redis_costs_its_timeout_only_a_few_times(
         await wait_until(closed, seconds=10)
         assert await _ready(server)
         # The revocation Redis missed was written before Redis was read again, so the
-        # "active" verdict cached before the outage is gone, not waiting out its 60 s.
+        # account cached before the outage no longer lets the session in.
         refused = await call(server, "GET", "/api/v1/appointments", token=doomed)
         assert refused.status == 401, refused.describe()
         assert await redis.get(doomed_key) == b"0"
-        # And Redis is in use again: a new session's verdict is cached there.
+        # And Redis is in use again: a new session's account is cached there.
         fresh = await log_in(server, people.patients[1])
         assert (await call(server, "GET", "/api/v1/appointments", token=fresh)).status == 200
-        assert await redis.get(f"{prefix}:session:{_session_id(fresh)}") == b"1"
+        assert await redis.get(f"{prefix}:session-account:{_session_id(fresh)}") is not None
     await redis.aclose()
