@@ -336,3 +336,44 @@ async def test_writes_and_denials_never_touch_the_chain_head(api, factories, eng
     assert denied.status_code == 401
     assert any("INSERT INTO audit_pending" in s for s in statements)
     assert not [s for s in statements if "audit_chain_head" in s]
+
+
+async def test_upgrading_builds_the_tree_of_the_chain_already_there(settings, tmp_path, clock):
+    """A chain older than the sealer gets its Merkle tree from the migration, so the first
+    checkpoint covers every entry from the first one."""
+    import anyio.to_thread
+
+    from ehass.audit.merkle import tree_hash
+    from ehass.migrate import upgrade
+    from ehass.models import Base
+    from tests.servers import database_of_its_own
+
+    async with database_of_its_own(settings, tmp_path, "pre_sealer") as (url, engine):
+        async with engine.begin() as connection:
+            for table in ("audit_pending", "audit_checkpoints", "audit_log", "audit_chain_head"):
+                await connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+            await connection.run_sync(Base.metadata.drop_all)
+            await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        await anyio.to_thread.run_sync(upgrade, url, "8e5a2f71c4d9")
+        prev, hashes = GENESIS_HASH, []
+        async with engine.begin() as connection:
+            for entry_id in range(1, 6):
+                fields = {"id": entry_id, "at": clock.now(), "action": "old", "entity": "test"}
+                entry_hash = link_hash(prev, fields)
+                await connection.execute(
+                    AuditEntry.__table__.insert().values(**fields, prev_hash=prev, hash=entry_hash)
+                )
+                prev, hashes = entry_hash, [*hashes, bytes.fromhex(entry_hash)]
+            await connection.execute(
+                text("UPDATE audit_chain_head SET last_id = 5, last_hash = :h"), {"h": prev}
+            )
+        await anyio.to_thread.run_sync(upgrade, url)
+        key = audit_signing_key(settings)
+        await append_committed(engine, clock, 1, "after-upgrade")
+        signed = await seal_and_sign(engine, key)
+        async with async_sessionmaker(engine).begin() as session:
+            result = await audit.verify(session, roots_at={6})
+            sixth = await session.scalar(text("SELECT hash FROM audit_log WHERE id = 6"))
+    assert result.ok and result.checked == 6
+    assert signed.tree_size == 6 and result.roots[6] == signed.root_hash
+    assert signed.root_hash == tree_hash([*hashes, bytes.fromhex(sixth)]).hex()
