@@ -68,7 +68,10 @@ async def seal(session: AsyncSession, *, limit: int = BATCH) -> int:
         entries.append({**fields, "prev_hash": last_hash, "hash": entry_hash})
         tree.append(bytes.fromhex(entry_hash))
         last_hash = entry_hash
-    await connection.execute(insert(_log).values(entries))
+    # A parameter list, not .values(rows): the statement compiles once and is cached, and
+    # the driver still sends one multi-row INSERT (asyncmy rewrites an executemany so;
+    # SQLite runs the prepared statement per row in-process).
+    await connection.execute(insert(_log), entries)
     head = update(_head).where(_head.c.id == HEAD_ID)
     # The pending trigger allows DELETE only while the locked head says `sealing`; it is
     # cleared in the same transaction, so no other transaction ever sees it set.

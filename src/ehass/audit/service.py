@@ -125,7 +125,9 @@ async def append(session: AsyncSession) -> int:
     """
     pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
     if pending:
-        await session.execute(insert(AuditPending.__table__).values(pending))
+        # Core, with a parameter list: one cached statement that the MariaDB driver sends
+        # as a single multi-row INSERT, and no ORM objects to flush.
+        await session.execute(insert(AuditPending.__table__), pending)
     return len(pending)
 
 
