@@ -377,3 +377,22 @@ async def test_upgrading_builds_the_tree_of_the_chain_already_there(settings, tm
     assert result.ok and result.checked == 6
     assert signed.tree_size == 6 and result.roots[6] == signed.root_hash
     assert signed.root_hash == tree_hash([*hashes, bytes.fromhex(sixth)]).hex()
+
+
+async def test_after_a_key_change_the_next_pass_signs_with_the_new_key(
+    scratch_engine, scratch_settings, clock, capsys
+):
+    import base64
+
+    from pydantic import SecretStr
+
+    await append_committed(scratch_engine, clock, 3, "rotation")
+    await seal_and_sign(scratch_engine, audit_signing_key(scratch_settings))
+    new_key = base64.b64encode(b"n" * 32).decode()
+    rotated = scratch_settings.model_copy(update={"audit_signing_key": SecretStr(new_key)})
+    assert await verify_audit(rotated) == 1
+    assert "another key signed it" in capsys.readouterr().err
+    signed = await seal_and_sign(scratch_engine, audit_signing_key(rotated))
+    assert signed.tree_size == 3  # the same tree, now under the new key
+    assert await verify_audit(rotated) == 0
+    assert new_key not in capsys.readouterr().out

@@ -129,7 +129,10 @@ def problem(
     """What is wrong with a checkpoint against the chain (None: it still holds). `roots`
     are the Merkle roots recomputed from the entries, by tree size."""
     if key_id(public) != signed.key_id:
-        return f"key_id {signed.key_id} is not the id of the public key given with it"
+        return (
+            f"key_id {signed.key_id} is not the id of the public key it is checked with "
+            "(another key signed it, or the field was changed)"
+        )
     if not signature_valid(public, signed):
         return "the signature is not valid: the checkpoint was altered or signed by another key"
     if signed.tree_size > chain_size:
