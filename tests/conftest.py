@@ -43,6 +43,9 @@ TEST_ENCRYPTION_KEYS = (
     "test:" + base64.urlsafe_b64encode(b"ehass test field encryption key!").decode()
 )
 
+# Signs audit checkpoints in production-mode servers and settings the tests start.
+TEST_AUDIT_SIGNING_KEY = base64.b64encode(b"ehass test audit signing key 32b").decode()
+
 # A Monday, far from any daylight-saving change in the zones the tests use.
 DEFAULT_NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

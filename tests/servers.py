@@ -67,10 +67,11 @@ def server_env(settings: Mapping[str, str]) -> dict[str, str]:
     A developer's own EHASS_DATABASE_URL or EHASS_CONFIG_FILE must not leak into the
     servers under test.
     """
-    from tests.conftest import TEST_ENCRYPTION_KEYS
+    from tests.conftest import TEST_AUDIT_SIGNING_KEY, TEST_ENCRYPTION_KEYS
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("EHASS_")}
     env["EHASS_ENCRYPTION_KEYS"] = TEST_ENCRYPTION_KEYS  # to read what the tests wrote
+    env["EHASS_AUDIT_SIGNING_KEY"] = TEST_AUDIT_SIGNING_KEY  # production requires one
     env.update(settings)
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -112,6 +112,38 @@ def test_audit_verify_reports_an_intact_chain(env):
     assert "intact" in result.stdout
 
 
+def test_audit_checkpoint_exports_what_verify_later_proves(env, tmp_path):
+    import json
+
+    assert ehass(env, "db", "upgrade").returncode == 0
+    empty = ehass(env, "audit", "checkpoint")
+    assert empty.returncode == 1 and "nothing to sign" in empty.stderr
+    assert ehass(env, "seed-demo").returncode == 0  # audited: accounts and hours
+    exported = ehass(env, "audit", "checkpoint")
+    assert exported.returncode == 0, exported.stderr
+    signed = json.loads(exported.stdout)
+    assert set(signed) == {
+        "tree_size",
+        "root_hash",
+        "timestamp",
+        "key_id",
+        "signature",
+        "public_key",
+    }
+    assert signed["tree_size"] > 0
+    assert SECRET not in exported.stdout + exported.stderr
+    path = tmp_path / "checkpoint.json"
+    path.write_text(exported.stdout)
+    proved = ehass(env, "audit", "verify", "--checkpoint", str(path))
+    assert proved.returncode == 0, proved.stderr
+    assert f"exported checkpoint at tree size {signed['tree_size']}" in proved.stdout
+
+    path.write_text("{not json")
+    bad = ehass(env, "audit", "verify", "--checkpoint", str(path))
+    assert bad.returncode == 1 and "is not JSON" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_keys_rotate_reencrypts_with_a_progress_bar(env):
     import base64
 

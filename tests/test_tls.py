@@ -32,6 +32,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "EHASS_SECRET_KEY": SECRET,
         "EHASS_ENV": "production",
         "EHASS_ENCRYPTION_KEYS": "k1:" + base64.urlsafe_b64encode(b"t" * 32).decode(),
+        "EHASS_AUDIT_SIGNING_KEY": base64.b64encode(b"a" * 32).decode(),
     }
     return env
 

@@ -281,10 +281,16 @@ def _revision(connection: sqlite3.Connection) -> str | None:
 
 
 def _audit_count(connection: sqlite3.Connection) -> int | None:
+    """Sealed entries plus those committed but not sealed yet (none before the sealer)."""
     try:
-        return connection.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
+        sealed = connection.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
     except sqlite3.OperationalError:
         return None
+    try:
+        pending = connection.execute("SELECT COUNT(*) FROM audit_pending").fetchone()[0]
+    except sqlite3.OperationalError:
+        pending = 0
+    return sealed + pending
 
 
 def _check_revision(revision: str, source: Path) -> bool:
@@ -348,13 +354,20 @@ def _install(partial: Path, destination: Path, *, overwrite: bool) -> None:
 
 
 async def _verify_audit(path: Path) -> Verification:
+    from sqlalchemy import inspect
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
     from ehass.audit.service import verify
 
     engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
     try:
-        async with async_sessionmaker(engine)() as session:
-            return await verify(session)
+        async with async_sessionmaker(engine).begin() as session:
+            # Entries committed before the backup but not sealed yet are sealed now, as the
+            # worker would; a backup older than the sealer has no pending table to seal.
+            connection = await session.connection()
+            pending = await connection.run_sync(
+                lambda sync: inspect(sync).has_table("audit_pending")
+            )
+            return await verify(session, seal_first=pending)
     finally:
         await engine.dispose()

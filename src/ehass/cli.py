@@ -164,7 +164,13 @@ def _seed_demo(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     from ehass.seed import verify_audit
 
-    return asyncio.run(verify_audit(get_settings()))
+    return asyncio.run(verify_audit(get_settings(), checkpoint_file=args.checkpoint))
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    from ehass.seed import print_checkpoint
+
+    return asyncio.run(print_checkpoint(get_settings()))
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
@@ -251,9 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True
     )
+    verify = audit.add_parser(
+        "verify",
+        help="seal what is committed, recompute the hash chain and check the latest signed "
+        "checkpoint; exit 1 when anything fails",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="also prove that this exported checkpoint (JSON) still matches the database",
+    )
+    verify.set_defaults(handler=_audit_verify)
     audit.add_parser(
-        "verify", help="recompute the hash chain; exit 1 when it is broken"
-    ).set_defaults(handler=_audit_verify)
+        "checkpoint",
+        help="print the latest signed checkpoint as JSON, for export to a write-once store",
+    ).set_defaults(handler=_audit_checkpoint)
 
     keys = commands.add_parser("keys", help="field-encryption keys").add_subparsers(
         dest="keys_command", required=True

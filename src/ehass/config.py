@@ -15,6 +15,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from ehass.audit.checkpoint import parse_signing_key
 from ehass.core.crypto import parse_keys
 
 # A development default that production refuses: see `_refuse_default_secrets`.
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
     # `kid:base64(32 bytes)`, newest first; older keys only decrypt (see `ehass keys rotate`).
     encryption_keys: SecretStr | None = None
     mfa_required_for_staff: bool = False
+    # base64 of a 32-byte Ed25519 private key: signs the audit checkpoints. Outside
+    # production it is derived from the secret key when unset.
+    audit_signing_key: SecretStr | None = None
+    # How often the worker seals committed audit entries into the chain (the MMD's floor).
+    audit_seal_seconds: float = Field(default=0.2, gt=0, le=60)
 
     jwt_issuer: str = "ehass"
     jwt_audience: str = "ehass-api"
@@ -137,8 +143,15 @@ class Settings(BaseSettings):
                     "EHASS_ENCRYPTION_KEYS must be set in production "
                     "(kid:base64 of 32 random bytes, newest first)"
                 )
+            if self.env == "production" and self.audit_signing_key is None:
+                raise ValueError(
+                    "EHASS_AUDIT_SIGNING_KEY must be set in production "
+                    "(base64 of a 32-byte Ed25519 private key)"
+                )
         if self.encryption_keys is not None:
             parse_keys(self.encryption_keys.get_secret_value())  # fail early on a malformed list
+        if self.audit_signing_key is not None:
+            parse_signing_key(self.audit_signing_key.get_secret_value())
         return self
 
     @model_validator(mode="after")

@@ -193,12 +193,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work outside a request (CLI, jobs): sealed into the audit chain and
-        committed on success, rolled back on any error."""
+        """A unit of work outside a request (CLI, jobs): its audit entries written and the
+        whole committed on success, rolled back on any error."""
         async with self.sessionmaker() as session:
             try:
                 yield session
-                await audit.seal(session)
+                await audit.append(session)
                 await session.commit()
             except BaseException:
                 audit.discard(session)
@@ -209,17 +209,18 @@ class Database:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yields the request's session; commits when the endpoint returns, else rolls back.
 
-    The audit entries the request queued are sealed into the chain in the same
-    transaction, right before it commits; a denied access is recorded on its own.
+    The audit entries the request queued are written (one INSERT into audit_pending) in
+    the same transaction, right before it commits; a denied access is recorded on its own,
+    also as one INSERT. Neither waits for the chain head: the sealer chains them later.
     """
     database: Database = request.app.state.database
     async with database.sessionmaker() as session:
         try:
             yield session
-            await audit.seal(session)
+            await audit.append(session)
         except DomainError as exc:
             if exc.keep_changes:
-                await audit.seal(session)
+                await audit.append(session)
                 await session.commit()
             else:
                 audit.discard(session)
@@ -316,7 +317,7 @@ async def _record_denial(database: Database, request: Request, exc: DomainError)
             entity_id=entity_id,
             changes={"status": exc.status_code, "method": request.method, "route": template},
         )
-        await audit.seal(session)
+        await audit.append(session)
         await session.commit()
 
 

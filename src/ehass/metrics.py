@@ -81,6 +81,12 @@ AUDIT_CHAIN_LENGTH = Gauge(
     "Entries in the audit hash chain (the chain head's last id).",
     multiprocess_mode="livemax",  # one shared database: the freshest reading is the largest
 )
+AUDIT_UNSEALED_OLDEST = Gauge(
+    "ehass_audit_unsealed_oldest_seconds",
+    "Age of the oldest committed audit entry not yet sealed into the chain (0: none). "
+    "The sealer keeps it under a second; alarm when it stays above a few.",
+    multiprocess_mode="livemax",
+)
 REDIS_ERRORS = Counter("ehass_redis_errors_total", "Redis calls that failed.")
 REDIS_CIRCUIT_OPEN = Gauge(
     "ehass_redis_circuit_open",
@@ -211,10 +217,11 @@ def _set_pool_gauge(engine: AsyncEngine | None) -> None:
 
 
 async def refresh_gauges(app: FastAPI) -> None:
-    """Reads the gauges that live elsewhere: the engine's pool, the audit chain head and
-    the outbox. A database that does not answer leaves the last readings in place."""
+    """Reads the gauges that live elsewhere: the engine's pool, the audit chain head, the
+    oldest unsealed audit entry and the outbox. A database that does not answer leaves the
+    last readings in place."""
     # Late: the services import this module.
-    from ehass.audit.models import AuditChainHead
+    from ehass.audit.models import AuditChainHead, AuditPending
     from ehass.notifications.repository import outbox_counts
 
     database = getattr(app.state, "database", None)
@@ -224,11 +231,17 @@ async def refresh_gauges(app: FastAPI) -> None:
     try:
         async with asyncio.timeout(2), database.sessionmaker() as session:
             last_id = await session.scalar(select(func.max(AuditChainHead.last_id)))
-            outbox = await outbox_counts(session, now=app.state.runtime.clock.now())
+            # The smallest id is the oldest append; its own `at` says when it was made.
+            oldest = await session.scalar(
+                select(AuditPending.at).order_by(AuditPending.id).limit(1)
+            )
+            now = app.state.runtime.clock.now()
+            outbox = await outbox_counts(session, now=now)
     except Exception as exc:  # a scrape must answer even when the database does not
         log.warning("metrics.database_unavailable", error=type(exc).__name__)
         return
     AUDIT_CHAIN_LENGTH.set(last_id or 0)
+    AUDIT_UNSEALED_OLDEST.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     set_outbox(due=outbox["due"] or 0, dead=outbox["dead"] or 0)
 
 

@@ -1,7 +1,7 @@
 """Every model, imported once so the metadata is complete (Alembic, create_all)."""
 
 from ehass.appointments.models import Appointment, IdempotencyRecord
-from ehass.audit.models import AuditChainHead, AuditEntry
+from ehass.audit.models import AuditChainHead, AuditCheckpoint, AuditEntry, AuditPending
 from ehass.auth.models import AccountToken, MfaFactor, RecoveryCode, RefreshToken, UserSession
 from ehass.availability.models import (
     AvailabilityOverride,
@@ -21,7 +21,9 @@ __all__ = [
     "AccountToken",
     "Appointment",
     "AuditChainHead",
+    "AuditCheckpoint",
     "AuditEntry",
+    "AuditPending",
     "AvailabilityOverride",
     "Base",
     "CalendarFeed",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ehass.audit import checkpoint, sealer
 from ehass.audit import service as audit_service
 from ehass.availability.schemas import AvailabilityWrite
 from ehass.availability.service import replace as replace_availability
@@ -15,7 +19,7 @@ from ehass.core.clock import SystemClock
 from ehass.core.principal import Principal, Role
 from ehass.db import Database
 from ehass.errors import DomainError
-from ehass.runtime import Runtime
+from ehass.runtime import Runtime, audit_signing_key
 from ehass.shared import SharedState
 from ehass.users import repository as user_repository
 from ehass.users import service as user_service
@@ -65,21 +69,75 @@ async def create_admin(settings: Settings, email: str, name: str, password: str)
         await database.dispose()
 
 
-async def verify_audit(settings: Settings) -> int:
+async def verify_audit(settings: Settings, *, checkpoint_file: Path | None = None) -> int:
+    """`ehass audit verify`: seals what is committed, recomputes the chain, and checks the
+    latest stored checkpoint and, when given, an exported one against it."""
+    exported = None
+    if checkpoint_file is not None:
+        try:
+            exported = checkpoint.from_json(
+                json.loads(await asyncio.to_thread(checkpoint_file.read_text))
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"cannot read checkpoint {checkpoint_file}: {exc}", file=sys.stderr)
+            return 1
+        except json.JSONDecodeError as exc:
+            print(f"checkpoint {checkpoint_file} is not JSON: {exc}", file=sys.stderr)
+            return 1
+        except checkpoint.CheckpointFormatError as exc:
+            print(f"checkpoint {checkpoint_file} is not a checkpoint: {exc}", file=sys.stderr)
+            return 1
+    public = audit_signing_key(settings).public_key()
     database = Database.from_settings(settings)
     try:
-        async with database.sessionmaker() as session:
-            result = await audit_service.verify(session)
+        async with database.transaction() as session:
+            stored = await sealer.latest_checkpoint(session)
+            checks = [("latest stored", stored, public)] if stored else []
+            if exported is not None:
+                checks.append(("exported", *exported))
+            sizes = {signed.tree_size for _, signed, _ in checks}
+            result = await audit_service.verify(session, roots_at=sizes)
     finally:
         await database.dispose()
-    if result.ok:
-        print(f"audit trail intact: {result.checked} entries verified")
-        return 0
-    print(
-        f"audit trail BROKEN at entry {result.first_bad_id} ({result.checked} entries checked)",
-        file=sys.stderr,
-    )
-    return 1
+    if not result.ok:
+        print(
+            f"audit trail BROKEN at entry {result.first_bad_id} ({result.checked} entries checked)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit trail intact: {result.checked} entries verified")
+    if stored is None:
+        print("no signed checkpoint stored yet (the worker signs one after sealing)")
+    failed = False
+    for label, signed, key in checks:
+        why = checkpoint.problem(signed, key, chain_size=result.checked, roots=result.roots)
+        if why is None:
+            print(f"{label} checkpoint at tree size {signed.tree_size}: signature and root hold")
+        else:
+            print(
+                f"{label} checkpoint at tree size {signed.tree_size} FAILS: {why}", file=sys.stderr
+            )
+            failed = True
+    return 1 if failed else 0
+
+
+async def print_checkpoint(settings: Settings) -> int:
+    """`ehass audit checkpoint`: the latest signed checkpoint as JSON, for a write-once
+    store. What is committed is sealed and signed first, so it covers every entry."""
+    key = audit_signing_key(settings)
+    database = Database.from_settings(settings)
+    try:
+        async with database.transaction() as session:
+            await sealer.seal_committed(session)
+            await sealer.sign_checkpoint(session, key, now=SystemClock().now())
+            latest = await sealer.latest_checkpoint(session)
+    finally:
+        await database.dispose()
+    if latest is None:
+        print("the audit trail is empty: there is nothing to sign yet", file=sys.stderr)
+        return 1
+    print(json.dumps(checkpoint.to_json(latest, key.public_key()), indent=2))
+    return 0
 
 
 async def rotate_keys(settings: Settings, *, batch_size: int) -> int:

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from ehass.audit import sealer
 from ehass.audit import service as audit
 from tests.factories import PASSWORD
 
@@ -97,26 +98,46 @@ async def test_chain_verifies(api, factories):
 
 
 @pytest.mark.parametrize(
-    "statement", ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"]
+    ("table", "statement"),
+    [
+        ("audit_log", "UPDATE audit_log SET action = 'x'"),
+        ("audit_log", "DELETE FROM audit_log"),
+        ("audit_pending", "UPDATE audit_pending SET action = 'x'"),
+        ("audit_pending", "DELETE FROM audit_pending"),
+    ],
 )
-async def test_triggers_refuse_update_and_delete(session, statement, clock):
+async def test_triggers_refuse_update_and_delete(session, table, statement, clock):
+    """Sealed entries can never change; pending ones can only leave through the sealer."""
     audit.record(session, at=clock.now(), action="test.entry", entity="test")
-    await audit.seal(session)
+    await audit.append(session)
+    if table == "audit_log":
+        await sealer.seal_committed(session)
     with pytest.raises(DBAPIError, match="append-only"):
         async with session.begin_nested():
             await session.execute(text(statement))
-    remaining = (await session.execute(text("SELECT COUNT(*) FROM audit_log"))).scalar()
+    count = {"audit_log": COUNT_SEALED, "audit_pending": COUNT_PENDING}[table]
+    remaining = (await session.execute(text(count))).scalar()
     assert remaining >= 1
 
 
+COUNT_SEALED = "SELECT COUNT(*) FROM audit_log"
+COUNT_PENDING = "SELECT COUNT(*) FROM audit_pending"
+
+
+async def _entry_count(session) -> int:
+    sealed = (await session.execute(text(COUNT_SEALED))).scalar()
+    pending = (await session.execute(text(COUNT_PENDING))).scalar()
+    return sealed + pending
+
+
 async def test_a_rolled_back_change_leaves_no_entry(session, clock):
-    before = (await session.execute(text("SELECT COUNT(*) FROM audit_log"))).scalar()
+    before = await _entry_count(session)
     nested = await session.begin_nested()
     audit.record(session, at=clock.now(), action="test.entry", entity="test")
-    await audit.seal(session)
+    await audit.append(session)
+    assert await _entry_count(session) == before + 1
     await nested.rollback()
-    after = (await session.execute(text("SELECT COUNT(*) FROM audit_log"))).scalar()
-    assert after == before
+    assert await _entry_count(session) == before
 
 
 async def test_verify_names_the_first_altered_entry(scratch_engine, clock):
@@ -126,8 +147,8 @@ async def test_verify_names_the_first_altered_entry(scratch_engine, clock):
     async with sessions.begin() as session:
         for n in range(5):
             audit.record(session, at=clock.now(), action=f"test.{n}", entity="test", entity_id=n)
-        await audit.seal(session)
-    async with sessions() as session:
+        await audit.append(session)
+    async with sessions.begin() as session:  # verify seals first: keep what it sealed
         assert (await audit.verify(session)).ok
         third = (
             await session.execute(text("SELECT id FROM audit_log ORDER BY id LIMIT 1 OFFSET 2"))

@@ -38,7 +38,19 @@ def test_production_starts_with_a_real_secret_and_encryption_keys(monkeypatch):
     monkeypatch.setenv(
         "EHASS_ENCRYPTION_KEYS", "k1:" + base64.urlsafe_b64encode(b"x" * 32).decode()
     )
+    with pytest.raises(ValidationError, match="EHASS_AUDIT_SIGNING_KEY"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("EHASS_AUDIT_SIGNING_KEY", base64.b64encode(b"s" * 32).decode())
     assert Settings(_env_file=None).env == "production"
+
+
+@pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode()])
+def test_a_malformed_audit_signing_key_is_refused_without_quoting_it(monkeypatch, value):
+    monkeypatch.setenv("EHASS_AUDIT_SIGNING_KEY", value)
+    with pytest.raises(ValidationError, match="32-byte Ed25519") as refused:
+        Settings(_env_file=None)
+    # What `ehass` prints of a refusal is the message, which never quotes the value.
+    assert value not in refused.value.errors()[0]["msg"]
 
 
 def test_malformed_encryption_keys_are_refused(monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from ehass.config import Settings
-from tests.conftest import TEST_ENCRYPTION_KEYS
+from tests.conftest import TEST_AUDIT_SIGNING_KEY, TEST_ENCRYPTION_KEYS
 from tests.deployments.support import (
     DEPLOYMENTS,
     INTERPOLATION,
@@ -48,9 +48,13 @@ def test_the_settings_production_refuses_to_default_count_as_secrets(monkeypatch
     assert refused == "EHASS_SECRET_KEY" and refused in secrets
     refused = _refused_in_production(monkeypatch, secret_key="s" * 48)
     assert refused == "EHASS_ENCRYPTION_KEYS" and refused in secrets
-    # A new refusal would stop here: add its setting to the secrets if it is one.
     keys = TEST_ENCRYPTION_KEYS
-    assert _refused_in_production(monkeypatch, secret_key="s" * 48, encryption_keys=keys) is None
+    refused = _refused_in_production(monkeypatch, secret_key="s" * 48, encryption_keys=keys)
+    assert refused == "EHASS_AUDIT_SIGNING_KEY" and refused in secrets
+    # A new refusal would stop here: add its setting to the secrets if it is one.
+    signing = TEST_AUDIT_SIGNING_KEY
+    given = {"secret_key": "s" * 48, "encryption_keys": keys, "audit_signing_key": signing}
+    assert _refused_in_production(monkeypatch, **given) is None
 
 
 def _is_required_interpolation(value: str) -> bool:

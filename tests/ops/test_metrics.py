@@ -95,6 +95,7 @@ async def test_metrics_answer_the_prometheus_text_format_with_the_token(client):
         "ehass_http_requests_in_flight ",
         "ehass_db_pool_checked_out ",
         "ehass_audit_chain_length ",
+        "ehass_audit_unsealed_oldest_seconds ",
         "ehass_redis_errors_total ",
         "ehass_bookings_total ",
         "ehass_cancellations_total ",
@@ -235,6 +236,25 @@ async def test_audit_chain_length_and_pool_are_read_at_scrape_time(client, facto
     assert f"ehass_audit_chain_length {float(expected)}" in body
     # The test's own connection holds one connection out of the pool.
     assert "ehass_db_pool_checked_out 0.0" not in body
+
+
+async def test_the_age_of_the_oldest_unsealed_entry_is_read_at_scrape_time(client, session, clock):
+    from ehass.audit import sealer
+    from ehass.audit import service as audit
+
+    await sealer.seal_committed(session)
+    body = (await scrape(client)).text
+    assert "ehass_audit_unsealed_oldest_seconds 0.0" in body
+    for seconds_ago in (42, 7):
+        audit.record(
+            session, at=clock.now() - timedelta(seconds=seconds_ago), action="t", entity="t"
+        )
+    await audit.append(session)
+    body = (await scrape(client)).text
+    assert "ehass_audit_unsealed_oldest_seconds 42.0" in body
+    await sealer.seal_committed(session)
+    body = (await scrape(client)).text
+    assert "ehass_audit_unsealed_oldest_seconds 0.0" in body
 
 
 async def test_with_a_metrics_port_the_gauges_are_refreshed_while_the_app_runs(monkeypatch):

@@ -24,6 +24,7 @@ import structlog
 
 from ehass import metrics
 from ehass.appointments.models import Status as AppointmentStatus
+from ehass.audit import sealer
 from ehass.config import Settings
 from ehass.core.clock import SystemClock
 from ehass.db import Database
@@ -31,7 +32,7 @@ from ehass.doctors.repository import get_active_doctor
 from ehass.notifications import messages, repository
 from ehass.notifications.delivery import Mailer, mailer_for
 from ehass.notifications.models import DeliveryStatus, Notification, NotificationKind
-from ehass.runtime import Runtime
+from ehass.runtime import Runtime, audit_signing_key
 from ehass.shared import SharedState
 from ehass.waitlist import service as waitlist
 
@@ -82,6 +83,7 @@ class Worker:
         self._last_beat = 0.0
         self._last_waitlist = 0.0
         self._last_fill = float("-inf")
+        self._audit_key = audit_signing_key(self.rt.settings)
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Delivers what is due now; returns how many messages it settled. Once `stop` is
@@ -117,9 +119,43 @@ class Worker:
                     offered += await waitlist.fill(session, self.rt, doctor=doctor)
         return offered
 
+    async def run_sealer(self) -> int:
+        """Chains what is committed in audit_pending and signs a checkpoint of the tree;
+        returns the number of entries sealed. A transaction per batch keeps each short."""
+        total = 0
+        while True:
+            async with self.database.transaction() as session:
+                sealed = await sealer.seal(session)
+                await sealer.sign_checkpoint(session, self._audit_key, now=self.rt.clock.now())
+            total += sealed
+            if sealed < sealer.BATCH:
+                return total
+
+    async def _seal_loop(self, stop: asyncio.Event) -> None:
+        # Its own loop, not a pass of the delivery loop: that one sleeps worker_poll_seconds,
+        # while entries must reach the chain within a fraction of a second (the MMD).
+        while not stop.is_set():
+            try:
+                await self.run_sealer()
+            except Exception as exc:  # the database is down: wait, then try again
+                log.warning("worker.sealer_paused", error=type(exc).__name__)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.rt.settings.audit_seal_seconds)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Works until `stop` is set; a failing database only pauses it."""
         log.info("worker.started", worker_id=self.worker_id, channel=self.mailer.channel)
+        seal_task = asyncio.create_task(self._seal_loop(stop), name="ehass-audit-sealer")
+        try:
+            await self._deliver_loop(stop)
+        finally:
+            if not stop.is_set():  # cancelled rather than stopped: take the sealer along
+                seal_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await seal_task
+        log.info("worker.stopped", worker_id=self.worker_id)
+
+    async def _deliver_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self._heartbeat()
@@ -131,7 +167,6 @@ class Worker:
             if settled < self.batch_size:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.rt.settings.worker_poll_seconds)
-        log.info("worker.stopped", worker_id=self.worker_id)
 
     async def _waitlist_pass(self) -> None:
         loop_time = asyncio.get_running_loop().time()
