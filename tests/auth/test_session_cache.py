@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ehass.audit import sealer
 from ehass.audit.models import AuditEntry
 from ehass.auth import service as auth_service
 from ehass.auth import session_cache
@@ -58,6 +59,7 @@ def _forged(settings, token: str, **claims: Any) -> str:
 
 
 async def _denials(session) -> list[int]:
+    await sealer.seal_committed(session)  # the request appended them; the chain has them now
     rows = await session.scalars(select(AuditEntry).where(AuditEntry.action == "access.denied"))
     return [row.changes["status"] for row in rows]
 

@@ -2,7 +2,7 @@
 and the chain carries an RFC 9162 Merkle tree whose roots are signed into checkpoints.
 
 Revision ID: a7c3e9d15b20
-Revises: 8e5a2f71c4d9
+Revises: b445dedb1d87
 Create Date: 2026-12-04 19:00:00+00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from ehass.audit.merkle import Frontier
 
 revision: str = "a7c3e9d15b20"
-down_revision: str | None = "8e5a2f71c4d9"
+down_revision: str | None = "b445dedb1d87"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
