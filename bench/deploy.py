@@ -126,6 +126,12 @@ def start_apps(n: int, env: dict[str, str], tmp: Path) -> list[tuple[int, subpro
     return apps
 
 
+def start_worker(env: dict[str, str], tmp: Path) -> subprocess.Popen:
+    """One `ehass worker`, as a deployment runs: it delivers the outbox (to its log, with no
+    SMTP) and seals the audit entries the requests append, so its CPU is in the bill."""
+    return spawn([EHASS, "worker"], env, tmp / "worker.log")
+
+
 def start_ceiling_apps(n: int, tmp: Path) -> list[tuple[int, subprocess.Popen]]:
     script = str(Path(__file__).with_name("ceiling_app.py"))
     apps = []

@@ -134,6 +134,8 @@ def main() -> int:
 
         apps = deploy.start_apps(args.workers, env, tmp)
         children += [p for _, p in apps]
+        worker = deploy.start_worker(env, tmp)
+        children.append(worker)
         ceiling_apps = deploy.start_ceiling_apps(args.workers, tmp) if args.ceiling_seconds else []
         children += [p for _, p in ceiling_apps]
         for port, _ in apps + ceiling_apps:
@@ -182,6 +184,7 @@ def main() -> int:
         ]
 
         watched = {f"app{i}": p.pid for i, (_, p) in enumerate(apps)}
+        watched["worker"] = worker.pid
         if lb is not None:
             watched["nginx"] = lb.pid
         if (db_pid := deploy.mariadb_pid()) is not None:
