@@ -6,8 +6,8 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
+from ehass.doctors.models import Doctor
 from ehass.users.models import Patient, User
-from ehass.users.repository import lock_user
 
 
 async def get(
@@ -20,23 +20,19 @@ async def get(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_active_patient(
-    session: AsyncSession, patient_id: int, *, for_update: bool = False
-) -> Patient | None:
-    if for_update:
-        # The account row first, as every locking path does (see users.repository.lock_user).
-        user_id = await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
-        if user_id is None:
-            return None
-        await lock_user(session, user_id)
-    query = (
-        select(Patient)
-        .join(User, Patient.user_id == User.id)
-        .where(Patient.id == patient_id, User.is_active.is_(True))
-    )
-    if for_update:
-        query = query.with_for_update(of=Patient)
-    return (await session.execute(query)).scalar_one_or_none()
+async def account_ids(
+    session: AsyncSession, *, doctor_id: int, patient_id: int
+) -> tuple[int | None, int | None]:
+    """The account ids of a doctor and a patient, in one round trip; None for an unknown one.
+    Read without locks: an account id is set when the profile is created and never changes."""
+    doctor_user = select(Doctor.user_id).where(Doctor.id == doctor_id).scalar_subquery()
+    patient_user = select(Patient.user_id).where(Patient.id == patient_id).scalar_subquery()
+    row = (await session.execute(select(doctor_user, patient_user))).one()
+    return row[0], row[1]
+
+
+async def patient_account_id(session: AsyncSession, patient_id: int) -> int | None:
+    return await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
 
 
 async def has_overlap(

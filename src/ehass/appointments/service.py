@@ -17,6 +17,7 @@ from ehass.appointments import repository, rules
 from ehass.appointments.guards import (
     PatientBusyError,
     SlotUnavailableError,
+    lock_accounts,
     lock_people,
     patient_for,
 )
@@ -28,7 +29,6 @@ from ehass.availability.service import slot_for
 from ehass.core.pagination import Page, after_time, time_cursor
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
-from ehass.doctors.repository import get_active_doctor
 from ehass.errors import (
     ConflictError,
     DomainError,
@@ -493,9 +493,16 @@ async def _move(
 async def cancel(
     session: AsyncSession, rt: Runtime, principal: Principal, *, appointment_id: int
 ) -> Appointment:
+    # Read unlocked to learn whose accounts to lock, then locked and checked again: the
+    # booking's order (doctor's account, patient's, then the row). Locking the row first
+    # deadlocked with a booking for the same patient once the outbox row's foreign key
+    # check asked for the patient's account.
     appointment = await _visible(session, principal, appointment_id)
-    # The doctor's lock first, in the booking's order: the freed slot is offered under it.
-    doctor = await get_active_doctor(session, appointment.doctor_id, for_update=True)
+    people = await lock_accounts(
+        session, doctor_id=appointment.doctor_id, patient_id=appointment.patient_id
+    )
+    # The freed slot is offered under the doctor's lock, when the doctor still practises.
+    doctor = people.doctor if people.doctor_active else None
     appointment = await _visible(session, principal, appointment_id, for_update=True)
     if appointment.status == Status.CANCELLED:
         return appointment

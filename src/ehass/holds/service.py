@@ -18,6 +18,7 @@ from ehass.appointments import repository as appointments
 from ehass.appointments.guards import (
     PatientBusyError,
     SlotUnavailableError,
+    lock_accounts,
     lock_people,
     patient_for,
 )
@@ -26,7 +27,6 @@ from ehass.availability.service import slot_for
 from ehass.core.pagination import possible_id
 from ehass.core.principal import Principal
 from ehass.doctors.models import Doctor
-from ehass.doctors.repository import get_active_doctor
 from ehass.errors import ConflictError, NotFoundError, UnprocessableError
 from ehass.holds import repository
 from ehass.holds.models import HoldStatus, SlotHold
@@ -193,7 +193,8 @@ async def release(
 ) -> SlotHold:
     """Lets the slot go at once (the patient chose another). Releasing twice is harmless."""
     hold = await _visible(session, principal, hold_id)
-    await get_active_doctor(session, hold.doctor_id, for_update=True)
+    # The booking's order: both accounts, then the hold row, checked again under the lock.
+    await lock_accounts(session, doctor_id=hold.doctor_id, patient_id=hold.patient_id)
     hold = await _visible(session, principal, hold_id, for_update=True)
     if hold.status != HoldStatus.ACTIVE:
         return hold
