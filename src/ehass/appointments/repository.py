@@ -152,14 +152,31 @@ async def find_idempotency(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def purge_idempotency(session: AsyncSession, *, user_id: int, before: datetime) -> None:
+async def delete_idempotency(session: AsyncSession, *, record_id: int) -> None:
     await session.execute(
         delete(IdempotencyRecord)
-        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.created_at <= before)
-        # "evaluate": purged records also leave the session, so a new one may reuse the id.
+        .where(IdempotencyRecord.id == record_id)
+        # "evaluate": the record also leaves the session, so a new one may take its key.
         .execution_options(synchronize_session="evaluate")
     )
-    await session.flush()
+
+
+async def purge_idempotency(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Deletes up to `limit` answers created at or before `before`; returns how many."""
+    expired = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at <= before)
+        .order_by(IdempotencyRecord.id)
+        .limit(limit)
+    )
+    ids = list((await session.scalars(expired)).all())
+    if ids:
+        await session.execute(
+            delete(IdempotencyRecord)
+            .where(IdempotencyRecord.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 async def of_person(
