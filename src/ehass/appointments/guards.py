@@ -4,10 +4,13 @@ holds and waitlist entries."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments import repository
+from ehass.availability.service import slot_for
+from ehass.availability.slots import Slot
 from ehass.core.pagination import possible_id
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
@@ -88,6 +91,37 @@ async def lock_people(session: AsyncSession, *, doctor_id: int, patient_id: int)
     if not people.patient_active:
         raise UnprocessableError("Unknown or inactive patient.", loc=("body", "patient_id"))
     return people.doctor
+
+
+async def free_slot(
+    session: AsyncSession,
+    *,
+    doctor: Doctor,
+    patient_id: int,
+    at: datetime,
+    now: datetime,
+    excluding: int | None = None,
+) -> Slot:
+    """The doctor's slot starting at `at`, when it lies ahead and neither person has an
+    appointment then (`excluding` the one being moved); else the refusal. The one claim
+    check of bookings, moves and holds; call it under `lock_people`'s locks."""
+    if at < now:
+        raise UnprocessableError("That time is in the past.", loc=("body", "scheduled_at"))
+    slot = await slot_for(session, doctor, at)
+    if slot is None:
+        raise UnprocessableError(
+            "That time is not the start of one of the doctor's slots.",
+            loc=("body", "scheduled_at"),
+        )
+    if await repository.has_overlap(
+        session, start=slot.start, end=slot.end, doctor_id=doctor.id, excluding=excluding
+    ):
+        raise SlotUnavailableError("Another appointment holds this time.")
+    if await repository.has_overlap(
+        session, start=slot.start, end=slot.end, patient_id=patient_id, excluding=excluding
+    ):
+        raise PatientBusyError("The patient already has an appointment at this time.")
+    return slot
 
 
 async def try_lock_patient(session: AsyncSession, patient_id: int) -> bool:

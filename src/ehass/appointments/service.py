@@ -17,6 +17,7 @@ from ehass.appointments import repository, rules
 from ehass.appointments.guards import (
     PatientBusyError,
     SlotUnavailableError,
+    free_slot,
     lock_accounts,
     lock_people,
     patient_for,
@@ -25,7 +26,6 @@ from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
 from ehass.audit import service as audit
 from ehass.auth.service import require_verified_email
-from ehass.availability.service import slot_for
 from ehass.core.pagination import Page, after_time, time_cursor
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
@@ -133,28 +133,20 @@ async def _claim_slot(
     """Checks `at` is a free slot start for both people and held by nobody else; returns
     the slot (start, end) and the patient's own hold on it, if they have one.
 
-    Call with the doctor and patient rows locked (doctor first, always, so two bookings
-    never wait on each other in opposite orders).
+    Call holding `lock_people`'s locks (the doctor's account, then the patient's).
     """
-    if at < now:
-        raise UnprocessableError("That time is in the past.", loc=("body", "scheduled_at"))
-    slot = await slot_for(session, doctor, at)
-    if slot is None:
-        raise UnprocessableError(
-            "That time is not the start of one of the doctor's slots.",
-            loc=("body", "scheduled_at"),
+    try:
+        slot = await free_slot(
+            session,
+            doctor=doctor,
+            patient_id=patient_id,
+            at=at,
+            now=now,
+            excluding=moving.id if moving else None,
         )
-    excluding = moving.id if moving else None
-    if await repository.has_overlap(
-        session, start=slot.start, end=slot.end, doctor_id=doctor.id, excluding=excluding
-    ):
+    except (SlotUnavailableError, PatientBusyError):
         metrics.count_booking_conflict()
-        raise SlotUnavailableError("Another appointment holds this time.")
-    if await repository.has_overlap(
-        session, start=slot.start, end=slot.end, patient_id=patient_id, excluding=excluding
-    ):
-        metrics.count_booking_conflict()
-        raise PatientBusyError("The patient already has an appointment at this time.")
+        raise
     own_hold = await holds.ensure_not_held(
         session, doctor_id=doctor.id, start=slot.start, end=slot.end, patient_id=patient_id, now=now
     )
