@@ -114,3 +114,52 @@ async def test_authenticating_a_known_session_runs_no_statement(
     assert response.status_code == 200, response.text
     assert not [s for s in statements if "sessions" in s.lower()], statements
     assert len(statements) == 1, statements
+
+
+@contextmanager
+def every_statement(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip().upper())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_an_idempotency_key_costs_a_booking_two_statements_and_no_savepoint(
+    api: Any, factories: Factories, engine: AsyncEngine
+) -> None:
+    # The replay SELECT before the locks and the record INSERT with the final answer: the
+    # key's unique index is the guard, so no savepoint, purge or second write is needed.
+    doctor = await factories.doctor()
+    token = await factories.token(await factories.patient())
+    body = {"doctor_id": doctor.doctor.id, "scheduled_at": "2026-12-03T09:00:00Z"}
+    assert (await api("POST", "/appointments", token=token, json=body)).status_code == 201
+
+    async def book(at: str, headers: dict[str, str]) -> list[str]:
+        with every_statement(engine) as statements:
+            booked = await api(
+                "POST",
+                "/appointments",
+                token=token,
+                json={**body, "scheduled_at": at},
+                headers=headers,
+            )
+        assert booked.status_code == 201, booked.text
+        return statements
+
+    plain = await book("2026-12-02T09:00:00Z", {})
+    keyed = await book("2026-12-02T10:00:00Z", {"Idempotency-Key": "counted"})
+
+    def savepoints(statements: list[str]) -> int:  # the test harness's own: one per request
+        return sum("SAVEPOINT" in s for s in statements)
+
+    assert savepoints(keyed) == savepoints(plain)
+    assert len(keyed) - len(plain) == 2
+    assert not any(s.startswith("DELETE") for s in keyed)
+    assert sum(s.startswith("INSERT INTO IDEMPOTENCY_RECORDS") for s in keyed) == 1
+    assert not any(s.startswith("UPDATE IDEMPOTENCY_RECORDS") for s in keyed)

@@ -279,8 +279,14 @@ async def test_the_kept_answer_is_encrypted_at_rest(api, factories, session):
     assert replay.json()["reason"] == "recurring migraine"
 
 
-async def test_answers_past_24_hours_are_purged(api, factories, session, clock):
+async def test_answers_past_24_hours_are_purged_by_the_worker_not_by_requests(
+    api, factories, session, clock, app, engine, sessionmaker
+):
     from sqlalchemy import text
+
+    from ehass.db import Database
+    from ehass.notifications.delivery import LogMailer
+    from ehass.notifications.worker import Worker
 
     patient = await factories.patient()
     doctor = await factories.doctor()
@@ -291,5 +297,28 @@ async def test_answers_past_24_hours_are_purged(api, factories, session, clock):
     token = await fresh_token(factories, patient)
     new = {"doctor_id": doctor_id(doctor), "scheduled_at": "2026-12-04T09:00:00Z"}
     assert (await _book(api, token, new, headers={"Idempotency-Key": "new-key"})).status_code == 201
-    count = await session.scalar(text("SELECT COUNT(*) FROM idempotency_records"))
-    assert count == 1
+    # A booking writes its own answer and nothing else: no purge DELETE in the request.
+    assert await session.scalar(text("SELECT COUNT(*) FROM idempotency_records")) == 2
+
+    worker = Worker(Database(engine, sessionmaker), app.state.runtime, LogMailer())
+    assert await worker.run_purge() == 1
+    assert await session.scalar(text("SELECT COUNT(*) FROM idempotency_records")) == 1
+
+
+async def test_a_booking_that_loses_on_the_unique_index_keeps_its_refusal(api, factories, session):
+    # A row the overlap check does not see (it ends where it starts) but the unique index
+    # does: the INSERT fails as it does when a concurrent booking commits first. The ORM
+    # then rolls the whole transaction back; the refusal is still kept under the key.
+    patient = await factories.patient()
+    doctor = await factories.doctor()
+    token = await factories.token(patient)
+    await factories.appointment(
+        patient=await factories.patient(), doctor=doctor, at=WED_0900, minutes=0
+    )
+    body = {"doctor_id": doctor_id(doctor), "scheduled_at": "2026-12-02T09:00:00Z"}
+
+    first = assert_problem(await _book(api, token, body), 409)
+    assert first["type"] == "/problems/slot-unavailable"
+    assert (await _book(api, token, body)).json() == first
+    assert_problem(await _book(api, token, body, headers={}), 409)
+    assert await count_appointments(session) == 1

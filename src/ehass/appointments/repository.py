@@ -6,8 +6,8 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments.models import Appointment, IdempotencyRecord, Status
+from ehass.doctors.models import Doctor
 from ehass.users.models import Patient, User
-from ehass.users.repository import lock_user
 
 
 async def get(
@@ -20,23 +20,19 @@ async def get(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_active_patient(
-    session: AsyncSession, patient_id: int, *, for_update: bool = False
-) -> Patient | None:
-    if for_update:
-        # The account row first, as every locking path does (see users.repository.lock_user).
-        user_id = await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
-        if user_id is None:
-            return None
-        await lock_user(session, user_id)
-    query = (
-        select(Patient)
-        .join(User, Patient.user_id == User.id)
-        .where(Patient.id == patient_id, User.is_active.is_(True))
-    )
-    if for_update:
-        query = query.with_for_update(of=Patient)
-    return (await session.execute(query)).scalar_one_or_none()
+async def account_ids(
+    session: AsyncSession, *, doctor_id: int, patient_id: int
+) -> tuple[int | None, int | None]:
+    """The account ids of a doctor and a patient, in one round trip; None for an unknown one.
+    Read without locks: an account id is set when the profile is created and never changes."""
+    doctor_user = select(Doctor.user_id).where(Doctor.id == doctor_id).scalar_subquery()
+    patient_user = select(Patient.user_id).where(Patient.id == patient_id).scalar_subquery()
+    row = (await session.execute(select(doctor_user, patient_user))).one()
+    return row[0], row[1]
+
+
+async def patient_account_id(session: AsyncSession, patient_id: int) -> int | None:
+    return await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
 
 
 async def has_overlap(
@@ -156,14 +152,31 @@ async def find_idempotency(
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def purge_idempotency(session: AsyncSession, *, user_id: int, before: datetime) -> None:
+async def delete_idempotency(session: AsyncSession, *, record_id: int) -> None:
     await session.execute(
         delete(IdempotencyRecord)
-        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.created_at <= before)
-        # "evaluate": purged records also leave the session, so a new one may reuse the id.
+        .where(IdempotencyRecord.id == record_id)
+        # "evaluate": the record also leaves the session, so a new one may take its key.
         .execution_options(synchronize_session="evaluate")
     )
-    await session.flush()
+
+
+async def purge_idempotency(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Deletes up to `limit` answers created at or before `before`; returns how many."""
+    expired = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at <= before)
+        .order_by(IdempotencyRecord.id)
+        .limit(limit)
+    )
+    ids = list((await session.scalars(expired)).all())
+    if ids:
+        await session.execute(
+            delete(IdempotencyRecord)
+            .where(IdempotencyRecord.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
 
 
 async def of_person(

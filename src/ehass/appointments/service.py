@@ -17,6 +17,8 @@ from ehass.appointments import repository, rules
 from ehass.appointments.guards import (
     PatientBusyError,
     SlotUnavailableError,
+    free_slot,
+    lock_accounts,
     lock_people,
     patient_for,
 )
@@ -24,11 +26,9 @@ from ehass.appointments.models import Appointment, IdempotencyRecord, Status
 from ehass.appointments.schemas import AppointmentCreate, AppointmentRead, AppointmentUpdate
 from ehass.audit import service as audit
 from ehass.auth.service import require_verified_email
-from ehass.availability.service import slot_for
 from ehass.core.pagination import Page, after_time, time_cursor
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
-from ehass.doctors.repository import get_active_doctor
 from ehass.errors import (
     ConflictError,
     DomainError,
@@ -133,28 +133,20 @@ async def _claim_slot(
     """Checks `at` is a free slot start for both people and held by nobody else; returns
     the slot (start, end) and the patient's own hold on it, if they have one.
 
-    Call with the doctor and patient rows locked (doctor first, always, so two bookings
-    never wait on each other in opposite orders).
+    Call holding `lock_people`'s locks (the doctor's account, then the patient's).
     """
-    if at < now:
-        raise UnprocessableError("That time is in the past.", loc=("body", "scheduled_at"))
-    slot = await slot_for(session, doctor, at)
-    if slot is None:
-        raise UnprocessableError(
-            "That time is not the start of one of the doctor's slots.",
-            loc=("body", "scheduled_at"),
+    try:
+        slot = await free_slot(
+            session,
+            doctor=doctor,
+            patient_id=patient_id,
+            at=at,
+            now=now,
+            excluding=moving.id if moving else None,
         )
-    excluding = moving.id if moving else None
-    if await repository.has_overlap(
-        session, start=slot.start, end=slot.end, doctor_id=doctor.id, excluding=excluding
-    ):
+    except (SlotUnavailableError, PatientBusyError):
         metrics.count_booking_conflict()
-        raise SlotUnavailableError("Another appointment holds this time.")
-    if await repository.has_overlap(
-        session, start=slot.start, end=slot.end, patient_id=patient_id, excluding=excluding
-    ):
-        metrics.count_booking_conflict()
-        raise PatientBusyError("The patient already has an appointment at this time.")
+        raise
     own_hold = await holds.ensure_not_held(
         session, doctor_id=doctor.id, start=slot.start, end=slot.end, patient_id=patient_id, now=now
     )
@@ -205,10 +197,8 @@ async def _book_locked(
     start, end, own_hold = await _claim_slot(
         session, doctor=doctor, patient_id=patient_id, at=request.scheduled_at, now=now
     )
-    if own_hold is not None:
-        # Booking a time you hold converts the hold, with or without its id.
-        holds.mark_booked(own_hold, now=now)
-        await waitlist.booked_from_offer(session, own_hold, now=now)
+    # Every refusal comes before this INSERT, the first write: a refused booking leaves
+    # nothing behind but what the idempotency record keeps of it.
     appointment = Appointment(
         patient_id=patient_id,
         doctor_id=doctor.id,
@@ -221,6 +211,10 @@ async def _book_locked(
     )
     session.add(appointment)
     await _flush_guarded(session)
+    if own_hold is not None:
+        # Booking a time you hold converts the hold, with or without its id.
+        holds.mark_booked(own_hold, now=now)
+        await waitlist.booked_from_offer(session, own_hold, now=now)
     audit.record(
         session,
         at=now,
@@ -265,61 +259,91 @@ def _is_current(record: IdempotencyRecord, rt: Runtime, now: datetime) -> bool:
     return record.created_at > now - timedelta(hours=rt.settings.idempotency_hours)
 
 
-async def _earlier_answer(
+async def _keep_answer(
     session: AsyncSession,
-    rt: Runtime,
     *,
     user_id: int,
     digest: str,
     request_hash: str,
     now: datetime,
+    status_code: int,
+    body: dict[str, Any],
+    expired: IdempotencyRecord | None,
 ) -> Replay | None:
-    previous = await repository.find_idempotency(session, user_id=user_id, key=digest)
-    if previous is None or not _is_current(previous, rt, now):
-        return None
-    return _replay(previous, request_hash)
-
-
-async def _claim_key(
-    session: AsyncSession,
-    rt: Runtime,
-    *,
-    user_id: int,
-    digest: str,
-    request_hash: str,
-    now: datetime,
-) -> IdempotencyRecord | Replay:
-    """The record this request's answer goes into, or the answer to replay.
-
-    Call holding the booking's locks, so that a concurrent request with the same key has
-    finished (and its answer is readable under READ COMMITTED) by the time we look.
+    """Stores this request's final answer under its key, in the booking's transaction;
+    None when it is kept, or the answer to replay when a concurrent request with the same
+    key got there first (its record's unique index refused ours: this attempt is undone).
     """
-    previous = await repository.find_idempotency(session, user_id=user_id, key=digest, fresh=True)
-    if previous is not None and _is_current(previous, rt, now):
-        return _replay(previous, request_hash)
-    # Answers kept past their 24 hours serve no one: this user's go now (this key's included).
-    await repository.purge_idempotency(
-        session, user_id=user_id, before=now - timedelta(hours=rt.settings.idempotency_hours)
-    )
-    record = IdempotencyRecord(
-        user_id=user_id, key=digest, request_hash=request_hash, created_at=now
+    if expired is not None:
+        # The rare path: an answer past its 24 hours still holds the key. The worker's
+        # periodic purge removes the rest.
+        await repository.delete_idempotency(session, record_id=expired.id)
+    session.add(
+        IdempotencyRecord(
+            user_id=user_id,
+            key=digest,
+            request_hash=request_hash,
+            created_at=now,
+            status_code=status_code,
+            response_body=body,
+        )
     )
     try:
-        async with session.begin_nested():
-            session.add(record)
-            await session.flush()
+        await session.flush()
     except IntegrityError:
-        # Same key, but a request the locks did not serialise with ours (an admin booking
-        # for another patient and doctor): its insert made ours wait until it committed.
-        previous = await repository.find_idempotency(
-            session, user_id=user_id, key=digest, fresh=True
-        )
-        if previous is None:
+        # A request the account locks did not serialise with ours (an administrator's,
+        # for other people) committed the key meanwhile: the first answer is the answer.
+        await _start_afresh(session)
+        winner = await repository.find_idempotency(session, user_id=user_id, key=digest, fresh=True)
+        if winner is None:
             raise IdempotencyInProgressError(
                 "A request with this Idempotency-Key is still being processed; retry shortly."
             ) from None
-        return _replay(previous, request_hash)
-    return record
+        return _replay(winner, request_hash)
+    return None
+
+
+async def _start_afresh(session: AsyncSession) -> None:
+    """After a failed flush: the ORM has rolled the whole transaction back (the database
+    would have undone only the statement); the session must be told before it goes on."""
+    await session.rollback()
+    audit.discard(session)
+
+
+async def _book_keyed(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    doctor: Doctor,
+    request: AppointmentCreate,
+    patient_id: int,
+    now: datetime,
+    keep: dict[str, Any],
+) -> Booking:
+    """Books, then keeps the answer, a refusal included, in the same transaction."""
+    try:
+        appointment = await _book_locked(
+            session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now
+        )
+    except DomainError as exc:
+        if not session.is_active:
+            # The appointment INSERT lost on its unique index (the checks passed, a
+            # concurrent booking committed first): nothing else was written yet.
+            await _start_afresh(session)
+        replay = await _keep_answer(
+            session, **keep, now=now, status_code=exc.status_code, body=_problem_body(exc)
+        )
+        if replay is not None:
+            return Booking(replay=replay)
+        # The contract replays the first response, whatever it was: keep the refusal too.
+        exc.keep_changes = True
+        raise
+    body = AppointmentRead.model_validate(appointment).model_dump(mode="json")
+    replay = await _keep_answer(session, **keep, now=now, status_code=201, body=body)
+    if replay is not None:
+        return Booking(replay=replay)
+    metrics.count_booking()
+    return Booking(appointment=appointment)
 
 
 async def book(
@@ -333,51 +357,40 @@ async def book(
     await require_verified_email(session, rt, principal)
     patient_id = patient_for(principal, request.patient_id, doing="book appointments")
     now = rt.clock.now()
-    user_id = principal.user_id
-    digest = _key_digest(idempotency_key) if idempotency_key is not None else None
-    request_hash = _request_hash(request)
-    if digest is not None:
+    keep: dict[str, Any] | None = None
+    if idempotency_key is not None:
+        digest = _key_digest(idempotency_key)
+        request_hash = _request_hash(request)
         # A repeat of a finished request is answered without waiting for any lock.
-        replay = await _earlier_answer(
-            session, rt, user_id=user_id, digest=digest, request_hash=request_hash, now=now
-        )
-        if replay is not None:
-            return Booking(replay=replay)
+        previous = await repository.find_idempotency(session, user_id=principal.user_id, key=digest)
+        if previous is not None and _is_current(previous, rt, now):
+            return Booking(replay=_replay(previous, request_hash))
+        keep = {
+            "user_id": principal.user_id,
+            "digest": digest,
+            "request_hash": request_hash,
+            "expired": previous,
+        }
 
-    # The locks come before the key is claimed: a concurrent request with the same key then
-    # waits here and finds the first one's answer. Waiting on the key's unique index instead
-    # deadlocks on MariaDB (its foreign-key check locks the users row FOR UPDATE locks too).
+    # A concurrent request with the same key and the same people waits here, and then
+    # loses on the key's unique index when it stores its answer (see _keep_answer).
     doctor = await lock_people(session, doctor_id=request.doctor_id, patient_id=patient_id)
-    if digest is None:
+    if keep is None:
         appointment = await _book_locked(
             session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now
         )
         metrics.count_booking()
         return Booking(appointment=appointment)
-
-    claim = await _claim_key(
-        session, rt, user_id=user_id, digest=digest, request_hash=request_hash, now=now
+    return await _book_keyed(
+        session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now, keep=keep
     )
-    if isinstance(claim, Replay):
-        return Booking(replay=claim)
-    try:
-        async with session.begin_nested():
-            appointment = await _book_locked(
-                session, rt, doctor=doctor, request=request, patient_id=patient_id, now=now
-            )
-    except DomainError as exc:
-        # The contract replays the first response, whatever it was: keep the refusal too.
-        # The savepoint has undone the attempt; only the record is committed.
-        claim.status_code = exc.status_code
-        claim.response_body = _problem_body(exc)
-        await session.flush()
-        exc.keep_changes = True
-        raise
-    claim.status_code = 201
-    claim.response_body = AppointmentRead.model_validate(appointment).model_dump(mode="json")
-    await session.flush()
-    metrics.count_booking()
-    return Booking(appointment=appointment)
+
+
+async def purge_expired_keys(session: AsyncSession, rt: Runtime, *, limit: int = 500) -> int:
+    """Deletes answers kept past their hours (the worker's periodic pass): requests no
+    longer purge, and replace an expired key only when they reuse it."""
+    before = rt.clock.now() - timedelta(hours=rt.settings.idempotency_hours)
+    return await repository.purge_idempotency(session, before=before, limit=limit)
 
 
 async def get(
@@ -493,9 +506,16 @@ async def _move(
 async def cancel(
     session: AsyncSession, rt: Runtime, principal: Principal, *, appointment_id: int
 ) -> Appointment:
+    # Read unlocked to learn whose accounts to lock, then locked and checked again: the
+    # booking's order (doctor's account, patient's, then the row). Locking the row first
+    # deadlocked with a booking for the same patient once the outbox row's foreign key
+    # check asked for the patient's account.
     appointment = await _visible(session, principal, appointment_id)
-    # The doctor's lock first, in the booking's order: the freed slot is offered under it.
-    doctor = await get_active_doctor(session, appointment.doctor_id, for_update=True)
+    people = await lock_accounts(
+        session, doctor_id=appointment.doctor_id, patient_id=appointment.patient_id
+    )
+    # The freed slot is offered under the doctor's lock, when the doctor still practises.
+    doctor = people.doctor if people.doctor_active else None
     appointment = await _visible(session, principal, appointment_id, for_update=True)
     if appointment.status == Status.CANCELLED:
         return appointment

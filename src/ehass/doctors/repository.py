@@ -7,7 +7,7 @@ from ehass.core.pagination import possible_id
 from ehass.core.search import icontains
 from ehass.doctors.models import Doctor
 from ehass.users.models import User
-from ehass.users.repository import lock_user
+from ehass.users.repository import lock_account
 
 _COLUMNS = (Doctor.id, Doctor.user_id, User.name, Doctor.specialty, Doctor.timezone)
 
@@ -41,22 +41,32 @@ async def get_active(reader: AsyncConnection | AsyncSession, doctor_id: int) -> 
     return (await reader.execute(query)).first()
 
 
+async def doctor_row(session: AsyncSession, doctor_id: int) -> Doctor | None:
+    """The Doctor row as committed now (not the identity map's copy): read after its
+    account's lock, it is the version every writer of it has finished with."""
+    query = select(Doctor).where(Doctor.id == doctor_id)
+    return await session.scalar(query.execution_options(populate_existing=True))
+
+
 async def get_active_doctor(
     session: AsyncSession, doctor_id: int, *, for_update: bool = False
 ) -> Doctor | None:
-    """The Doctor row when its account is active; `for_update` serialises bookings for it."""
+    """The Doctor row when its account is active; `for_update` locks the account row, which
+    serialises everything that hands out or frees the doctor's time.
+
+    The doctors row itself is not locked: every writer of it (users.service's update,
+    availability's settings) locks the account first, so the account lock alone orders them.
+    """
     if not possible_id(doctor_id):
         return None
     if for_update:
         user_id = await session.scalar(select(Doctor.user_id).where(Doctor.id == doctor_id))
-        if user_id is None:
+        if user_id is None or not await lock_account(session, user_id):
             return None
-        await lock_user(session, user_id)
+        return await doctor_row(session, doctor_id)
     query = (
         select(Doctor)
         .join(User, Doctor.user_id == User.id)
         .where(Doctor.id == doctor_id, User.is_active.is_(True))
     )
-    if for_update:
-        query = query.with_for_update(of=Doctor)
     return (await session.execute(query)).scalar_one_or_none()

@@ -14,19 +14,16 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ehass.appointments import repository as appointments
 from ehass.appointments.guards import (
-    PatientBusyError,
-    SlotUnavailableError,
+    free_slot,
+    lock_accounts,
     lock_people,
     patient_for,
 )
 from ehass.audit import service as audit
-from ehass.availability.service import slot_for
 from ehass.core.pagination import possible_id
 from ehass.core.principal import Principal
 from ehass.doctors.models import Doctor
-from ehass.doctors.repository import get_active_doctor
 from ehass.errors import ConflictError, NotFoundError, UnprocessableError
 from ehass.holds import repository
 from ehass.holds.models import HoldStatus, SlotHold
@@ -93,21 +90,8 @@ async def hold_locked(
     waitlist_entry_id: int | None = None,
 ) -> SlotHold:
     """Places a hold; call holding the doctor's and the patient's locks."""
-    if at < now:
-        raise UnprocessableError("That time is in the past.", loc=("body", "scheduled_at"))
-    slot = await slot_for(session, doctor, at)
-    if slot is None:
-        raise UnprocessableError(
-            "That time is not the start of one of the doctor's slots.",
-            loc=("body", "scheduled_at"),
-        )
+    slot = await free_slot(session, doctor=doctor, patient_id=patient_id, at=at, now=now)
     await repository.expire_lapsed(session, doctor_id=doctor.id, now=now)
-    if await appointments.has_overlap(session, start=slot.start, end=slot.end, doctor_id=doctor.id):
-        raise SlotUnavailableError("Another appointment holds this time.")
-    if await appointments.has_overlap(
-        session, start=slot.start, end=slot.end, patient_id=patient_id
-    ):
-        raise PatientBusyError("The patient already has an appointment at this time.")
     own = await ensure_not_held(
         session, doctor_id=doctor.id, start=slot.start, end=slot.end, patient_id=patient_id, now=now
     )
@@ -193,7 +177,8 @@ async def release(
 ) -> SlotHold:
     """Lets the slot go at once (the patient chose another). Releasing twice is harmless."""
     hold = await _visible(session, principal, hold_id)
-    await get_active_doctor(session, hold.doctor_id, for_update=True)
+    # The booking's order: both accounts, then the hold row, checked again under the lock.
+    await lock_accounts(session, doctor_id=hold.doctor_id, patient_id=hold.patient_id)
     hold = await _visible(session, principal, hold_id, for_update=True)
     if hold.status != HoldStatus.ACTIVE:
         return hold

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from ehass import metrics
+from ehass.appointments import service as appointments
 from ehass.appointments.models import Status as AppointmentStatus
 from ehass.audit import sealer
 from ehass.config import Settings
@@ -44,6 +45,7 @@ HEARTBEAT_SECONDS = 10.0
 # computes free slots for each waiting patient, so it runs less often.
 WAITLIST_SECONDS = 2.0
 FILL_SECONDS = 30.0
+PURGE_SECONDS = 300.0
 
 
 def backoff_seconds(
@@ -84,6 +86,7 @@ class Worker:
         self._last_waitlist = 0.0
         self._last_fill = float("-inf")
         self._audit_key = audit_signing_key(self.rt.settings)
+        self._last_purge = float("-inf")
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Delivers what is due now; returns how many messages it settled. Once `stop` is
@@ -160,6 +163,7 @@ class Worker:
             try:
                 await self._heartbeat()
                 await self._waitlist_pass()
+                await self._purge_pass()
                 settled = await self.run_once(stop)
             except Exception as exc:  # the database is down: wait, then try again
                 log.warning("worker.paused", error=type(exc).__name__)
@@ -177,6 +181,20 @@ class Worker:
         if everyone:
             self._last_fill = loop_time
         await self.run_waitlist(everyone=everyone)
+
+    async def run_purge(self) -> int:
+        """Deletes Idempotency-Key answers past their hours; returns how many."""
+        async with self.database.transaction() as session:
+            return await appointments.purge_expired_keys(session, self.rt)
+
+    async def _purge_pass(self) -> None:
+        # Requests no longer purge expired answers; a few hundred rows every few minutes
+        # on an indexed column keeps the table to a day's worth.
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._last_purge < PURGE_SECONDS:
+            return
+        self._last_purge = loop_time
+        await self.run_purge()
 
     async def _heartbeat(self) -> None:
         loop_time = asyncio.get_running_loop().time()

@@ -16,6 +16,15 @@ async def lock_user(session: AsyncSession, user_id: int) -> None:
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
+async def lock_account(
+    session: AsyncSession, user_id: int, *, skip_locked: bool = False
+) -> bool | None:
+    """Locks an account row and says whether it is active; None when there is no such
+    account, or (with `skip_locked`) when another transaction holds it."""
+    query = select(User.is_active).where(User.id == user_id)
+    return await session.scalar(query.with_for_update(skip_locked=skip_locked))
+
+
 async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User | None:
     if not possible_id(user_id):
         return None

@@ -21,6 +21,7 @@ from ehass.appointments.guards import (
     SlotUnavailableError,
     lock_people,
     patient_for,
+    try_lock_patient,
 )
 from ehass.audit import service as audit
 from ehass.availability.service import free_slots_between
@@ -155,8 +156,8 @@ async def _offer(
         session, waitlist_entry_id=entry.id, doctor_id=doctor.id, at=at
     ):
         return None  # they let this very slot go once already: the next in line gets it
-    if await appointments.get_active_patient(session, entry.patient_id, for_update=True) is None:
-        return None
+    if not await try_lock_patient(session, entry.patient_id):
+        return None  # inactive, or busy elsewhere: see try_lock_patient
     try:
         hold = await holds.hold_locked(
             session,

@@ -24,7 +24,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import event, inspect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ehass.appointments.models import Appointment, Status
@@ -74,8 +74,36 @@ def changes_of(appointment: Appointment, *, is_new: bool) -> tuple[str | None, s
     return freed, taken
 
 
+# Changes per doctor: (freed starts, taken starts).
+_Changes = dict[int, tuple[list[str], list[str]]]
+
+
+def _decider(transaction: SessionTransaction) -> SessionTransaction:
+    """The transaction whose end decides the fate of what is flushed inside `transaction`:
+    the innermost savepoint around it, or the root."""
+    while transaction.parent is not None and not transaction.nested:
+        transaction = transaction.parent
+    return transaction
+
+
+def _buckets(session: Session) -> dict[SessionTransaction, _Changes]:
+    return session.info.setdefault(_PENDING, {})
+
+
+def _merge(into: _Changes, changes: _Changes) -> None:
+    for doctor_id, (freed, taken) in changes.items():
+        freed_list, taken_list = into.setdefault(doctor_id, ([], []))
+        freed_list.extend(freed)
+        taken_list.extend(taken)
+
+
 def _collect(session: Session, _context: Any) -> None:
-    pending: dict[int, tuple[list[str], list[str]]] = session.info.setdefault(_PENDING, {})
+    # Kept per savepoint: a released savepoint's changes still wait for the outer commit,
+    # and a rolled-back one's go without taking the outer transaction's with them.
+    decider = session.get_nested_transaction() or session.get_transaction()
+    if decider is None:
+        return
+    pending = _buckets(session).setdefault(decider, {})
     for appointment, is_new in [
         *((o, True) for o in session.new if isinstance(o, Appointment)),
         *((o, False) for o in session.dirty if isinstance(o, Appointment)),
@@ -90,16 +118,32 @@ def _collect(session: Session, _context: Any) -> None:
 
 
 def _publish_committed(session: Session) -> None:
-    pending = session.info.pop(_PENDING, None)
-    bus = _current_bus.get()
-    if not pending or bus is None:
+    """after_commit, which SQLAlchemy also fires when a savepoint is released: only the
+    root transaction's commit publishes, since the outer COMMIT can still fail."""
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        buckets = session.info.get(_PENDING, {})
+        if (changes := buckets.pop(savepoint, None)) and savepoint.parent is not None:
+            _merge(buckets.setdefault(_decider(savepoint.parent), {}), changes)
         return
-    for doctor_id, (freed, taken) in pending.items():
+    buckets = session.info.pop(_PENDING, None)
+    bus = _current_bus.get()
+    if not buckets or bus is None:
+        return
+    committed: _Changes = {}
+    for changes in buckets.values():
+        _merge(committed, changes)
+    for doctor_id, (freed, taken) in committed.items():
         bus.publish_soon(SlotChange(doctor_id, taken=tuple(taken), freed=tuple(freed)))
 
 
 def _forget(session: Session, *_args: Any) -> None:
-    session.info.pop(_PENDING, None)
+    """after_rollback, fired for a savepoint's rollback too: only its own changes go."""
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        session.info.pop(_PENDING, None)
+    else:
+        session.info.get(_PENDING, {}).pop(savepoint, None)
 
 
 _current_bus: ContextVar[SlotEvents | None] = ContextVar("ehass_slot_events", default=None)
