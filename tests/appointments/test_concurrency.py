@@ -10,6 +10,7 @@ so the tests do not depend on one another's order.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ehass.appointments.models import Appointment, Status
@@ -439,3 +440,68 @@ async def test_no_server_offers_a_booked_slot_from_its_cache(cluster: Cluster) -
     free = [start for start in every if start not in booked]
     assert await offered_by_each() == [free, free], cluster.logs()
     assert await offered_by_each() == [free, free]  # and again, from the refreshed caches
+
+
+@pytest.mark.skipif(
+    not os.environ.get("EHASS_TEST_DATABASE_URL", "").startswith("mysql"),
+    reason="SQLite has one writer by design; the claim is about MariaDB",
+)
+async def test_a_booking_held_open_mid_transaction_holds_up_no_other_doctors_booking(
+    cluster: Cluster,
+) -> None:
+    """Writes do not serialise: booking A is held open after it has written everything but
+    before its COMMIT (its day's schedule version, the last row it writes, is locked by this
+    test), and booking B, for another doctor and patient through the other server, commits
+    at once. Then A is let go and commits too."""
+    doctor_a, doctor_b = await cluster.add_doctors(2)
+    assert doctor_a.doctor is not None and doctor_b.doctor is not None
+    patient_a, patient_b = cluster.patients[20], cluster.patients[21]
+    slot = _at(cluster.days[4], 16)  # a time no other test books
+    engine = cluster.sessionmaker.kw["bind"]
+    day_version = {"d": doctor_a.doctor.id, "day": slot.date()}  # the doctors keep UTC
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO schedule_day_versions VALUES (:d, :day, 1)"), day_version
+        )
+    async with engine.connect() as blocker:
+        await blocker.execute(
+            text(
+                "SELECT version FROM schedule_day_versions "
+                "WHERE doctor_id = :d AND local_date = :day FOR UPDATE"
+            ),
+            day_version,
+        )
+        held = asyncio.create_task(_burst(cluster, [_book(cluster, patient_a, doctor_a, slot)]))
+        try:
+            await _until_waiting_on_a_lock(blocker)
+            started = asyncio.get_running_loop().time()
+            try:
+                async with asyncio.timeout(10):
+                    [other] = await _burst(
+                        cluster, [_book(cluster, patient_b, doctor_b, slot)], first_server=1
+                    )
+            except TimeoutError:
+                raise AssertionError("booking B waited behind booking A's transaction") from None
+            waited = asyncio.get_running_loop().time() - started
+            assert other.status_code == 201, other.text
+            assert not held.done(), "booking A was meant to be waiting on the test's lock"
+        finally:
+            await blocker.rollback()
+    [first] = await held
+    assert first.status_code == 201, first.text
+    assert waited < 5.0, f"booking B waited {waited:.1f} s behind booking A"
+    await _assert_audit_chain_intact(cluster)
+
+
+async def _until_waiting_on_a_lock(connection: Any, *, within: float = 20.0) -> None:
+    """Returns once some transaction waits on a row lock (booking A, on the test's)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        waiting = await connection.scalar(
+            text("SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'")
+        )
+        if waiting:
+            return
+        # Slower than the 0.1 s for which MariaDB keeps the innodb_trx table it last built.
+        await asyncio.sleep(0.25)
+    raise AssertionError("booking A never reached the locked schedule version")
