@@ -48,6 +48,7 @@ def app_env() -> dict[str, str]:
         "EHASS_REDIS_KEY_PREFIX": f"ehass-bench-{secrets.token_hex(4)}",
         "EHASS_SECRET_KEY": secrets.token_urlsafe(48),
         "EHASS_ENCRYPTION_KEYS": "bench1:" + base64.b64encode(os.urandom(32)).decode(),
+        "EHASS_AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
         "EHASS_ENV": "production",
         "EHASS_RATE_LIMIT_ENABLED": "false",
         "EHASS_LOG_LEVEL": "WARNING",

@@ -50,6 +50,11 @@ def parse_args() -> argparse.Namespace:
         default=400,
         help="patients logged in before the clock starts (argon2id is slow)",
     )
+    ap.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no `ehass worker` (the outbox and audit_pending then only grow)",
+    )
     ap.add_argument("--loadgen-procs", type=int, default=1, help="load generator processes")
     ap.add_argument("--connections", type=int, default=64, help="HTTP connections per generator")
     ap.add_argument("--max-inflight", type=int, default=2000, help="per generator; beyond: dropped")
@@ -134,8 +139,9 @@ def main() -> int:
 
         apps = deploy.start_apps(args.workers, env, tmp)
         children += [p for _, p in apps]
-        worker = deploy.start_worker(env, tmp)
-        children.append(worker)
+        worker = None if args.no_worker else deploy.start_worker(env, tmp)
+        if worker is not None:
+            children.append(worker)
         ceiling_apps = deploy.start_ceiling_apps(args.workers, tmp) if args.ceiling_seconds else []
         children += [p for _, p in ceiling_apps]
         for port, _ in apps + ceiling_apps:
@@ -184,7 +190,8 @@ def main() -> int:
         ]
 
         watched = {f"app{i}": p.pid for i, (_, p) in enumerate(apps)}
-        watched["worker"] = worker.pid
+        if worker is not None:
+            watched["worker"] = worker.pid
         if lb is not None:
             watched["nginx"] = lb.pid
         if (db_pid := deploy.mariadb_pid()) is not None:
