@@ -184,6 +184,16 @@ class SharedState:
         while len(self._unsent_revocations) > MAX_UNSENT_REVOCATIONS:
             del self._unsent_revocations[next(iter(self._unsent_revocations))]
 
+    async def _write_revocation_marks(self, ttls: Mapping[str, int]) -> None:
+        """{session id: ttl seconds} marked revoked in Redis, in one round trip."""
+        assert self.redis is not None
+        if not ttls:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for session_id, ttl in ttls.items():
+                pipe.set(self._session_key(session_id), b"0", ex=max(1, ttl))
+            await pipe.execute()
+
     async def _send_unsent_revocations(self) -> None:
         """Revocations Redis missed while it did not answer, written before it is read
         again: an "active" verdict it cached before the outage must not outlive them."""
@@ -191,11 +201,7 @@ class SharedState:
         now = time.monotonic()
         due = {sid: int(at - now) for sid, at in self._unsent_revocations.items() if at > now}
         try:
-            if due:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for sid, ttl in due.items():
-                        pipe.set(self._session_key(sid), b"0", ex=max(1, ttl))
-                    await pipe.execute()
+            await self._write_revocation_marks(due)
         except (RedisError, OSError) as exc:
             _note_failure(exc, "redis.session_cache_write_failed")
             return
@@ -323,10 +329,7 @@ class SharedState:
                     self._local_sessions.revoke(session_id, ttl_seconds=ttl)
             return
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for session_id, ttl in ttls.items():
-                    pipe.set(self._session_key(session_id), b"0", ex=max(1, ttl))
-                await pipe.execute()
+            await self._write_revocation_marks(ttls)
         except (RedisError, OSError) as exc:
             # The database row is the record; readers fall back to it when Redis fails, and
             # the marks are sent before this process next reads a session from Redis.
