@@ -38,6 +38,8 @@ from ehass.core.clock import FrozenClock
 from ehass.core.principal import Principal, Role
 from ehass.runtime import Runtime
 from ehass.shared import SharedState
+from ehass.users import service as users
+from ehass.users.models import User
 from tests.conftest import DEFAULT_NOW
 from tests.factories import Factories
 from tests.servers import database_of_its_own
@@ -89,7 +91,7 @@ async def _until_blocked(
         # MariaDB rebuilds innodb_trx only when it was last read over 0.1 s ago: polled
         # faster, it never shows the wait.
         await asyncio.sleep(0.25)
-    raise AssertionError("the booking never waited for the cancel's locks")
+    raise AssertionError("the second transaction never waited for the first one's locks")
 
 
 async def _committed(session: AsyncSession) -> None:
@@ -185,3 +187,103 @@ async def test_a_booking_and_a_cancellation_for_one_patient_do_not_deadlock(
     assert sorted((row.scheduled_at, row.status) for row in rows) == sorted(
         [(book_at, Status.SCHEDULED), (WED_1000, Status.CANCELLED)]
     )
+
+
+def _stop_after_locking(
+    connection: Any, account_id: int, locked: asyncio.Event, go_on: asyncio.Event
+) -> None:
+    """Holds the session's statements right after it first reads (and on MariaDB locks) the
+    account row `account_id`."""
+
+    def stop(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if (
+            not locked.is_set()
+            # SQLite renders no FOR UPDATE: the read of the account row is the point.
+            and "FROM USERS" in statement.upper()
+            and account_id in tuple(parameters or ())
+        ):
+            locked.set()
+            await_only(go_on.wait())
+
+    event.listen(connection.sync_connection, "after_cursor_execute", stop)
+
+
+async def _thread_id(session: AsyncSession, engine: AsyncEngine, into: asyncio.Future[int]) -> None:
+    if engine.dialect.name == "mysql":
+        await session.execute(text("SET SESSION innodb_lock_wait_timeout = 15"))
+        into.set_result(int(await session.scalar(text("SELECT CONNECTION_ID()"))))
+
+
+async def test_closing_a_patient_and_their_doctors_cancellation_do_not_deadlock(
+    committed: AsyncEngine, rt: Runtime
+) -> None:
+    """An administrator closes a patient's account while the patient's doctor cancels one
+    of their appointments. Closing is stopped right after it has locked the patient's
+    account; the doctor's cancel then runs until it waits. With the patient's account
+    locked first, the cancel held the doctor's account and waited for the patient's, while
+    closing cancelled the appointments and, through its outbox row for the doctor, waited
+    for the doctor's account: MariaDB named a deadlock victim (1213). Closing now locks the
+    doctors' accounts first, so the cancel waits for it and then finds its appointment
+    already cancelled."""
+    maker = async_sessionmaker(committed, expire_on_commit=False)
+    async with maker() as seed:
+        factories = Factories(session=seed, client=None, clock=rt.clock)  # type: ignore[arg-type]
+        admin = await factories.admin()
+        patient = await factories.patient()
+        doctor = await factories.doctor()
+        other_doctor = await factories.doctor()
+        existing = await factories.appointment(patient=patient, doctor=doctor, at=WED_0900)
+        await factories.appointment(patient=patient, doctor=other_doctor, at=WED_1000)
+        await seed.commit()
+    assert patient.patient is not None and doctor.doctor is not None
+    as_admin = Principal(user_id=admin.id, role=Role.ADMIN, session_id="close-test")
+    as_doctor = Principal(
+        user_id=doctor.id, role=Role.DOCTOR, session_id="cancel-test", doctor_id=doctor.doctor.id
+    )
+
+    locked = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def close() -> None:
+        async with maker() as session:
+            connection = await session.connection()
+            if committed.dialect.name == "mysql":
+                await connection.execute(text("SET SESSION innodb_lock_wait_timeout = 15"))
+            _stop_after_locking(connection, patient.id, locked, go_on)
+            await users.deactivate(session, rt, as_admin, user_id=patient.id)
+            await _committed(session)
+
+    cancel_thread: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def cancel() -> None:
+        async with maker() as session:
+            await _thread_id(session, committed, cancel_thread)
+            await appointments.cancel(session, rt, as_doctor, appointment_id=existing.id)
+            await _committed(session)
+
+    closing = asyncio.create_task(close())
+    try:
+        await asyncio.wait_for(locked.wait(), WAIT_SECONDS)
+        cancelling = asyncio.create_task(cancel())
+        await _until_blocked(committed, cancelling, cancel_thread)
+        go_on.set()
+        results = await asyncio.wait_for(
+            asyncio.gather(closing, cancelling, return_exceptions=True), WAIT_SECONDS * 2
+        )
+    finally:
+        go_on.set()
+        if not closing.done():
+            closing.cancel()
+            with suppress(BaseException):
+                await closing
+
+    assert results == [None, None], results  # a deadlock victim would raise OperationalError
+    async with maker() as check:
+        statuses = (
+            await check.scalars(
+                select(Appointment.status).where(Appointment.patient_id == patient.patient.id)
+            )
+        ).all()
+        active = await check.scalar(select(User.is_active).where(User.id == patient.id))
+    assert sorted(statuses) == [Status.CANCELLED, Status.CANCELLED]
+    assert active is False

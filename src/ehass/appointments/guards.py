@@ -82,6 +82,26 @@ async def lock_accounts(session: AsyncSession, *, doctor_id: int, patient_id: in
     return LockedPeople(doctor=doctor, doctor_active=doctor_active, patient_active=patient_active)
 
 
+async def lock_doctors_before_closing(
+    session: AsyncSession, *, user_id: int, now: datetime
+) -> None:
+    """Locks, ascending, the accounts of the doctors a patient's account has upcoming
+    appointments with; call it before locking that account to close it.
+
+    Closing a patient cancels those appointments, and each cancellation's outbox row for
+    the doctor asks, through its foreign key, for the doctor's account. Taken only then,
+    after the patient's, that is the reverse of the one lock order (doctor, then patient):
+    a doctor's cancellation holding their account and waiting for the patient's closed a
+    deadlock. A booking made between this read and the patient's lock can still add a
+    doctor who is not locked here; the window is that short read, and the database then
+    names one of the two a deadlock victim (503, safe to retry).
+    """
+    for doctor_user_id in await repository.doctor_accounts_of_patient(
+        session, user_id=user_id, now=now
+    ):
+        await lock_account(session, doctor_user_id)
+
+
 async def lock_people(session: AsyncSession, *, doctor_id: int, patient_id: int) -> Doctor:
     """`lock_accounts`, refusing an unknown or inactive doctor or patient: what a path
     that hands out time needs before it looks at the slot."""

@@ -31,6 +31,26 @@ async def account_ids(
     return row[0], row[1]
 
 
+async def doctor_accounts_of_patient(
+    session: AsyncSession, *, user_id: int, now: datetime
+) -> list[int]:
+    """The account ids, ascending, of the doctors a patient's account has upcoming scheduled
+    appointments with. Read without locks."""
+    query = (
+        select(Doctor.user_id)
+        .join(Appointment, Appointment.doctor_id == Doctor.id)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .where(
+            Patient.user_id == user_id,
+            Appointment.status == Status.SCHEDULED,
+            Appointment.scheduled_at > now,
+        )
+        .distinct()
+        .order_by(Doctor.user_id)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def patient_account_id(session: AsyncSession, patient_id: int) -> int | None:
     return await session.scalar(select(Patient.user_id).where(Patient.id == patient_id))
 

@@ -9,10 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ehass.appointments import service as appointment_service
+from ehass.appointments.guards import lock_doctors_before_closing
 from ehass.audit import service as audit
 from ehass.auth import recovery
 from ehass.auth import service as auth_service
-from ehass.core.pagination import Page, after_id, encode_cursor
+from ehass.core.pagination import Page, after_id, encode_cursor, possible_id
 from ehass.core.passwords import hash_password, password_problem, verify_password
 from ehass.core.principal import Principal, Role
 from ehass.doctors.models import Doctor
@@ -223,6 +224,8 @@ async def get(session: AsyncSession, rt: Runtime, principal: Principal, *, user_
 async def update(
     session: AsyncSession, rt: Runtime, principal: Principal, *, user_id: int, request: UserUpdate
 ) -> User:
+    if request.is_active is False and principal.is_admin and possible_id(user_id):
+        await lock_doctors_before_closing(session, user_id=user_id, now=rt.clock.now())
     user = await _manageable_user(session, principal, user_id)
     sent = request.model_fields_set
     if "role" in sent:
@@ -319,6 +322,8 @@ async def _deactivate(session: AsyncSession, rt: Runtime, user: User) -> None:
 async def deactivate(
     session: AsyncSession, rt: Runtime, principal: Principal, *, user_id: int
 ) -> None:
+    if (principal.is_admin or principal.user_id == user_id) and possible_id(user_id):
+        await lock_doctors_before_closing(session, user_id=user_id, now=rt.clock.now())
     user = await _manageable_user(session, principal, user_id)
     if user.is_active:
         await _deactivate(session, rt, user)
