@@ -171,6 +171,41 @@ async def test_a_hold_hides_its_slot_until_it_runs_out_without_any_write(
     ) == held_at
 
 
+async def test_marking_lapsed_holds_expired_raises_no_version(
+    api: Any, clock: Any, session: AsyncSession, factories: Factories, people: dict[str, Any]
+) -> None:
+    """The next hold for the doctor marks a run-out one expired (a bulk UPDATE): only the
+    new hold's day rises, not the doctor's hours, so the other cached days stay valid."""
+    doctor_id = people["doctor_id"]
+    first = await api(
+        "POST",
+        "/holds",
+        token=people["patient_token"],
+        json={"doctor_id": doctor_id, "scheduled_at": WED_1000},
+    )
+    assert first.status_code == 201, first.text
+    clock.advance(minutes=6)
+    hours = await version(session, doctor_id)
+    before = await day_versions(session, doctor_id)
+    other = await factories.token(await factories.patient())
+    second = await api(
+        "POST",
+        "/holds",
+        token=other,
+        json={"doctor_id": doctor_id, "scheduled_at": "2026-12-03T10:00:00Z"},
+    )
+    assert second.status_code == 201, second.text
+    lapsed = await session.scalar(
+        select(SlotHold.status)
+        .where(SlotHold.id == first.json()["id"])
+        .execution_options(populate_existing=True)
+    )
+    assert lapsed == "expired"
+    assert await version(session, doctor_id) == hours
+    assert raised_days(before, await day_versions(session, doctor_id)) == {date(2026, 12, 3)}
+    assert WED_1000 in await offered(api, doctor_id)
+
+
 async def test_every_kind_of_write_raises_its_days_version(
     api: Any, session: AsyncSession, factories: Factories, people: dict[str, Any]
 ) -> None:

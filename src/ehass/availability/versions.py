@@ -6,7 +6,9 @@ Two kinds, both seen here as the ORM flushes, whatever code path writes:
   doctor is built from: the weekly windows, the overrides, the doctor's zone and slot
   length. A bulk UPDATE/DELETE of a watched table names its doctor with
   `.execution_options(schedule_of=doctor_id)` and raises that doctor's; one that does not
-  raises every doctor's.
+  raises every doctor's. One of appointments or holds may instead name the
+  `(doctor_id, start, end)` times it changes with `schedule_spans=[...]`, raising just
+  their days (an empty list when the change alters no answer).
 - a **day version** (`schedule_day_versions`, one per doctor and local date) covers one
   day's slots: an appointment or a hold that is created, moved, cancelled, released or
   booked raises exactly the local dates whose slots its old and new times overlap, in the
@@ -122,6 +124,9 @@ def _collect_bulk(state: ORMExecuteState) -> None:
         return
     mapper = state.bind_mapper
     if mapper is None or mapper.local_table.name not in _WATCHED_TABLES:
+        return
+    if (spans := state.execution_options.get("schedule_spans")) is not None:
+        _spans(state.session).update(spans)
         return
     doctor_id = state.execution_options.get("schedule_of")
     _ids(state.session, _HOURS).add(_EVERY if doctor_id is None else doctor_id)

@@ -41,7 +41,12 @@ async def expire_lapsed(session: AsyncSession, *, doctor_id: int, now: datetime)
         update(SlotHold)
         .where(SlotHold.id.in_(hold_ids))
         .values(status=HoldStatus.EXPIRED, updated_at=now)
-        .execution_options(synchronize_session="fetch", schedule_of=doctor_id)
+        .execution_options(
+            synchronize_session="fetch",
+            # No schedule version rises: a cached day already frees a hold's slot at its
+            # expiry (the answer keeps each hold's end), so marking it changes no answer.
+            schedule_spans=(),
+        )
     )
     if entry_ids := [row.waitlist_entry_id for row in rows if row.waitlist_entry_id]:
         await session.execute(
